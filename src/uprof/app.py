@@ -1,0 +1,98 @@
+"""The composition root: the one place that wires settings, stores, services and HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import exc
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from uprof.config import Settings, settings_from_env
+from uprof.domain.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound
+from uprof.domain.ids import IdFactory, random_id
+from uprof.http.errors import error_response
+from uprof.http.middleware import RequestIdMiddleware
+from uprof.http.routes import routes
+from uprof.service.clock import Clock, system_clock
+from uprof.service.container import Services
+from uprof.service.keys import KeyService
+from uprof.service.links import LinkService
+from uprof.service.profiles import ProfileService
+from uprof.store.database import Database, open_database
+from uprof.store.migrate import migrate
+from uprof.store.secrets import ensure_secret
+
+
+def _cursor_secret(db: Database) -> bytes:
+    try:
+        return db.write_sync(lambda conn: ensure_secret(conn, "cursor"))
+    except exc.IntegrityError:  # another instance created it at the same moment
+        return db.write_sync(lambda conn: ensure_secret(conn, "cursor"))
+
+
+def build_services(
+    settings: Settings, *, clock: Clock = system_clock, new_id: IdFactory = random_id
+) -> Services:
+    db = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    migrate(db)
+    return Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        profiles=ProfileService(db, clock, new_id, _cursor_secret(db)),
+        keys=KeyService(db, clock, new_id),
+        links=LinkService(db, clock, settings.base_url, settings.link_ttl_seconds),
+    )
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("uprof.request_id", ""))
+
+
+async def _api_error(request: Request, err: Exception) -> Response:
+    assert isinstance(err, ApiError)
+    return error_response(err, _request_id(request))
+
+
+async def _http_error(request: Request, err: Exception) -> Response:
+    assert isinstance(err, HTTPException)
+    api_err: ApiError
+    if err.status_code == 404:
+        api_err = NotFound(f"Not found: {request.method} {request.url.path}")
+    elif err.status_code == 405:
+        api_err = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}")
+    else:
+        api_err = InvalidRequest(str(err.detail))
+        api_err.status = err.status_code
+    return error_response(api_err, _request_id(request))
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
+    svc = services or build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        svc.db.start()
+        try:
+            yield
+        finally:
+            svc.db.close()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    app.router.redirect_slashes = False
+    app.state.services = svc
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (and so for ``--workers N``): settings from UPROF_*."""
+    return create_app(settings_from_env())

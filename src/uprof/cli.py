@@ -1,0 +1,207 @@
+"""The command line: ``uprof serve | migrate | keys ...``, thin over the services."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from uprof.config import Settings, settings_from_env
+
+_db_option = click.option(
+    "--database-url",
+    envvar="UPROF_DATABASE_URL",
+    default=None,
+    help="sqlite:///PATH (default: ./data/uprof.db, or $UPROF_DATA_DIR/uprof.db) or "
+    "postgresql://USER@HOST:PORT/DB.  [env: UPROF_DATABASE_URL]",
+)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return settings_from_env(**overrides)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="uprof")
+def main() -> None:
+    """uprof: a self-hosted server for the Anthropic User Profiles API."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on.  [default: 127.0.0.1]")
+@click.option("--port", type=int, default=None, help="Port to listen on.  [default: 8080]")
+@_db_option
+@click.option(
+    "--public-url",
+    default=None,
+    help="Base URL that enrollment and action URLs point at.  [default: the listen address]",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
+@click.option(
+    "--sqlite-synchronous",
+    type=click.Choice(["FULL", "NORMAL"], case_sensitive=False),
+    default=None,
+    help="SQLite durability: FULL survives power loss (default), NORMAL survives crashes.",
+)
+@click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+def serve(
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    public_url: str | None,
+    workers: int | None,
+    sqlite_synchronous: str | None,
+    access_log: bool,
+) -> None:
+    """Serve the API (migrates the database first)."""
+    import uvicorn
+
+    settings = _settings(
+        host=host,
+        port=port,
+        database_url=database_url,
+        public_url=public_url,
+        workers=workers,
+        sqlite_synchronous=sqlite_synchronous.upper() if sqlite_synchronous else None,
+    )
+    _prepare(settings)
+    # Workers are separate processes: they read the same settings from the environment.
+    os.environ.update(
+        {
+            "UPROF_DATABASE_URL": settings.database_url,
+            "UPROF_HOST": settings.host,
+            "UPROF_PORT": str(settings.port),
+            "UPROF_PUBLIC_URL": settings.base_url,
+            "UPROF_SQLITE_SYNCHRONOUS": settings.sqlite_synchronous,
+        }
+    )
+    click.echo(f"uprof: serving {settings.base_url} on {_describe(settings.database_url)}")
+    uvicorn.run(
+        "uprof.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _describe(url: str) -> str:
+    if url.startswith("sqlite"):
+        return url
+    head, _, tail = url.rpartition("@")
+    return (url.split("://")[0] + "://***@" + tail) if head else url
+
+
+def _prepare(settings: Settings) -> None:
+    """Migrate, then make sure a key exists: the bootstrap key, or a new one printed once."""
+    from uprof.service.keys import DEFAULT_ORG, KeyService
+    from uprof.store.database import open_database
+    from uprof.store.migrate import migrate
+    from uprof.domain.ids import random_id
+    from uprof.service.clock import system_clock
+
+    db = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        migrate(db)
+        keys = KeyService(db, system_clock, random_id)
+        if settings.bootstrap_api_key:
+            if keys.ensure_key(settings.bootstrap_api_key):
+                click.echo("uprof: added the key from UPROF_BOOTSTRAP_API_KEY")
+        raw = keys.bootstrap()
+        if raw is not None:
+            click.echo(
+                f"uprof: created organization {DEFAULT_ORG!r} and its API key "
+                "(shown only this once; store it):\n\n"
+                f"    ANTHROPIC_API_KEY={raw}\n"
+            )
+    finally:
+        db.close()
+
+
+def _open_keys():  # type: ignore[no-untyped-def]
+    from uprof.domain.ids import random_id
+    from uprof.service.clock import system_clock
+    from uprof.service.keys import KeyService
+    from uprof.store.database import open_database
+    from uprof.store.migrate import migrate
+
+    settings = click.get_current_context().obj
+    db = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    migrate(db)
+    return db, KeyService(db, system_clock, random_id)
+
+
+@main.command("migrate")
+@_db_option
+def migrate_command(database_url: str | None) -> None:
+    """Apply the database migrations and exit."""
+    from uprof.store.database import open_database
+    from uprof.store.migrate import current_revision, migrate
+
+    settings = _settings(database_url=database_url)
+    db = open_database(settings.database_url)
+    try:
+        migrate(db)
+        click.echo(f"uprof: {_describe(settings.database_url)} is at revision {current_revision(db)}")
+    finally:
+        db.close()
+
+
+@main.group()
+@_db_option
+@click.pass_context
+def keys(ctx: click.Context, database_url: str | None) -> None:
+    """Manage organizations' API keys."""
+    ctx.obj = _settings(database_url=database_url)
+
+
+@keys.command("create")
+@click.option("--org", "org_name", required=True, help="Organization name (created if new).")
+def keys_create(org_name: str) -> None:
+    """Create a key for an organization and print it (shown only once)."""
+    db, svc = _open_keys()
+    try:
+        key_id, raw = svc.create_key(org_name)
+    finally:
+        db.close()
+    click.echo(f"uprof: created key {key_id} for organization {org_name!r}", err=True)
+    click.echo(raw)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never the keys themselves)."""
+    db, svc = _open_keys()
+    try:
+        rows = svc.list_keys()
+    finally:
+        db.close()
+    for row in rows:
+        created = datetime.fromtimestamp(int(row["created_at"]) / 1e6, UTC)  # type: ignore[call-overload]
+        state = "revoked" if row["revoked_at"] else "active"
+        click.echo(f"{row['id']}\t{row['name']}\t{row['hint']}\t{state}\t{created:%Y-%m-%dT%H:%M:%SZ}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (see `uprof keys list`)."""
+    db, svc = _open_keys()
+    try:
+        ok = svc.revoke(key_id)
+    finally:
+        db.close()
+    if not ok:
+        click.echo(f"uprof: no active key {key_id}", err=True)
+        sys.exit(1)
+    click.echo(f"uprof: revoked {key_id}")

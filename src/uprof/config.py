@@ -1,0 +1,54 @@
+"""Settings: parsed once (CLI flags over environment over defaults), frozen, passed in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the API's documented limit for standard endpoints
+
+
+def default_database_url(data_dir: str | os.PathLike[str]) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'uprof.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    workers: int = 1
+    link_ttl_seconds: int = 15 * 60
+    # FULL survives power loss; NORMAL survives process crashes (kill -9) and is faster.
+    sqlite_synchronous: str = "FULL"
+    bootstrap_api_key: str | None = None
+    max_request_bytes: int = MAX_REQUEST_BYTES
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
+
+
+def settings_from_env(**overrides: object) -> Settings:
+    """Environment variables (UPROF_*) with explicit overrides (CLI flags) on top."""
+    env = os.environ
+    data_dir = env.get("UPROF_DATA_DIR", "data")
+    values: dict[str, object] = {
+        "database_url": env.get("UPROF_DATABASE_URL") or default_database_url(data_dir),
+        "host": env.get("UPROF_HOST", "127.0.0.1"),
+        "port": int(env.get("UPROF_PORT", "8080")),
+        "public_url": env.get("UPROF_PUBLIC_URL", ""),
+        "workers": int(env.get("UPROF_WORKERS", "1")),
+        "link_ttl_seconds": int(env.get("UPROF_LINK_TTL_SECONDS", str(15 * 60))),
+        "sqlite_synchronous": env.get("UPROF_SQLITE_SYNCHRONOUS", "FULL").upper(),
+        "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
+    return Settings(**values)  # type: ignore[arg-type]

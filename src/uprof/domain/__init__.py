@@ -1,0 +1,1 @@
+"""Pure rules of the User Profiles API: no web framework, no SQL."""

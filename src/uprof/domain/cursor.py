@@ -1,0 +1,91 @@
+"""Opaque list cursors: the keyset position, bound to its organization and query, signed.
+
+A cursor is ``page_`` + base64url(msgpack payload + 16-byte HMAC-SHA256 tag). The payload names
+the organization and the ordering and filter it was made for, so a cursor from another
+organization, a tampered one, or one sent with a different ``order``/``order_by``/filter is
+rejected instead of silently returning the wrong rows. ``limit`` may change between pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import msgspec
+
+from uprof.domain.errors import InvalidRequest
+from uprof.domain.model import ListQuery, Position
+
+_PREFIX = "page_"
+_TAG_BYTES = 16
+_FORMAT = 1
+
+
+class _Payload(msgspec.Struct, array_like=True):
+    format: int
+    org_id: str
+    order: str
+    order_by: str
+    enforcement_status: tuple[str, ...]
+    key: int | str | None
+    id: str
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(_Payload)
+
+
+def _tag(secret: bytes, data: bytes) -> bytes:
+    return hmac.new(secret, data, hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+def encode_cursor(secret: bytes, org_id: str, query: ListQuery, position: Position) -> str:
+    data = _encoder.encode(
+        _Payload(
+            _FORMAT,
+            org_id,
+            query.order,
+            query.order_by,
+            query.enforcement_status,
+            position.key,
+            position.id,
+        )
+    )
+    raw = data + _tag(secret, data)
+    return _PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _invalid() -> InvalidRequest:
+    return InvalidRequest(
+        "page: invalid cursor; pass the next_page value from a previous response unchanged"
+    )
+
+
+def decode_cursor(secret: bytes, org_id: str, query: ListQuery, cursor: str) -> Position:
+    if not cursor.startswith(_PREFIX) or len(cursor) > 2048:
+        raise _invalid()
+    text = cursor[len(_PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, UnicodeEncodeError):
+        raise _invalid() from None
+    data, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    if len(raw) <= _TAG_BYTES or not hmac.compare_digest(tag, _tag(secret, data)):
+        raise _invalid()
+    try:
+        payload = _decoder.decode(data)
+    except msgspec.DecodeError:
+        raise _invalid() from None
+    if payload.format != _FORMAT or payload.org_id != org_id:
+        raise _invalid()
+    if (payload.order, payload.order_by, tuple(payload.enforcement_status)) != (
+        query.order,
+        query.order_by,
+        query.enforcement_status,
+    ):
+        raise InvalidRequest(
+            "page: this cursor was made for a different order, order_by or enforcement_status; "
+            "send the same query parameters as the request that returned it"
+        )
+    return Position(payload.key, payload.id)

@@ -1,0 +1,127 @@
+"""Plain records of the domain.
+
+Times are integers: microseconds since the Unix epoch, UTC. They sort, compare and store the same
+way in every dialect, and only the wire format (``timefmt``) turns them into RFC 3339 text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+AccessType = Literal["application", "passthrough"]
+AccountStatus = Literal["active", "suspended", "blocked"]
+EntityType = Literal["individual", "business", "non_profit", "government"]
+EnforcementStatus = Literal["unrestricted", "pending", "restricted", "banned"]
+ENFORCEMENT_STATUSES: tuple[str, ...] = ("unrestricted", "pending", "restricted", "banned")
+
+# The seven keys of ``external_user_details``, in the order the API documents them.
+DETAIL_FIELDS: tuple[str, ...] = (
+    "account_status",
+    "country",
+    "email_hash",
+    "entity_type",
+    "name_hash",
+    "onboarded_at",
+    "reference_id",
+)
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored user profile; every contract version is a view over this record."""
+
+    id: str
+    org_id: str
+    created_at: int
+    updated_at: int
+    access_type: str = "application"
+    name: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    reference_id: str | None = None
+    onboarded_at: int | None = None
+    account_status: str | None = None
+    country: str | None = None
+    email_hash: str | None = None
+    entity_type: str | None = None
+    name_hash: str | None = None
+    enforcement_status: str = "unrestricted"
+
+
+class ProfilePatch(msgspec.Struct, kw_only=True):
+    """A version-neutral change to a profile: UNSET leaves a field as it is.
+
+    The contract versions name the same stored values differently (``external_id`` is
+    ``external_user_details.reference_id``); requests are translated into this one shape before
+    any rule runs, so the rules exist once.
+    """
+
+    metadata: dict[str, str] | UnsetType = UNSET
+    name: str | None | UnsetType = UNSET
+    access_type: str | UnsetType = UNSET
+    reference_id: str | UnsetType = UNSET
+    onboarded_at: int | UnsetType = UNSET
+    account_status: str | UnsetType = UNSET
+    country: str | UnsetType = UNSET
+    email_hash: str | UnsetType = UNSET
+    entity_type: str | UnsetType = UNSET
+    name_hash: str | UnsetType = UNSET
+
+
+# Fields of ProfilePatch that replace the stored value one for one (metadata merges instead).
+REPLACED_FIELDS: tuple[str, ...] = (
+    "name",
+    "access_type",
+    "reference_id",
+    "onboarded_at",
+    "account_status",
+    "country",
+    "email_hash",
+    "entity_type",
+    "name_hash",
+)
+
+OrderBy = Literal["created_at", "name"]
+Order = Literal["asc", "desc"]
+
+
+class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
+    limit: int = 20
+    order: str = "desc"
+    order_by: str = "created_at"
+    # Empty means "no filter"; otherwise the enforcement statuses to keep, sorted.
+    enforcement_status: tuple[str, ...] = ()
+
+
+class Position(msgspec.Struct, frozen=True, array_like=True):
+    """Where a keyset page ends: the sort key of the last row and its id.
+
+    ``key`` is the created_at microseconds for ``order_by=created_at``, the case-folded name for
+    ``order_by=name``, or None for a nameless profile (they come last in either direction).
+    """
+
+    key: int | str | None
+    id: str
+
+
+class Page(msgspec.Struct, frozen=True):
+    profiles: list[Profile]
+    next_position: Position | None
+
+
+class LinkKind:
+    ENROLLMENT = "enrollment"
+    ACTION = "action"
+
+
+class Link(msgspec.Struct, frozen=True, kw_only=True):
+    """A short-lived URL handed to an end user (enrollment URL or action URL)."""
+
+    token_hash: str
+    org_id: str
+    profile_id: str
+    kind: str
+    action: str | None
+    created_at: int
+    expires_at: int

@@ -1,0 +1,1 @@
+"""HTTP: routing, headers, version negotiation, error rendering. No business rules."""

@@ -1,0 +1,194 @@
+"""Endpoints: decode the request, call the service, render the version's view. No rules here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from uprof.domain.errors import AuthenticationFailed, InvalidRequest, NotFound
+from uprof.domain.model import ENFORCEMENT_STATUSES, LinkKind, ListQuery
+from uprof.domain.requests import ActionUrlBody, EmptyBody, ProfileBody
+from uprof.domain.timefmt import format_us
+from uprof.domain.versions import ContractVersion, Detail, render
+from uprof.http.bodies import decode, read_body
+from uprof.http.negotiation import check_api_version, contract_version
+from uprof.service.container import Services
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    org_id: str
+    version: ContractVersion
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def _caller(request: Request) -> Caller:
+    """Authenticate, check anthropic-version, pick the contract version."""
+    headers = request.headers
+    keys: list[str] = []
+    api_key = headers.get("x-api-key")
+    if api_key:
+        keys.append(api_key.strip())
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("invalid authorization header: expected 'Bearer <key>'")
+        keys.append(token.strip())
+    if not keys:
+        raise AuthenticationFailed("x-api-key header is required")
+    orgs = {await services(request).keys.authenticate(k) for k in set(keys)}
+    # Both headers may be sent (SDK 2.x plus a custom x-api-key); they must agree.
+    if None in orgs or len(orgs) != 1:
+        raise AuthenticationFailed("invalid x-api-key")
+    check_api_version(headers)
+    return Caller(org_id=next(iter(orgs)), version=contract_version(headers))  # type: ignore[arg-type]
+
+
+def _json(data: Any, caller: Caller) -> Response:
+    return Response(
+        _encode(data),
+        media_type="application/json",
+        headers={"anthropic-organization-id": caller.org_id},
+    )
+
+
+def _profile_id(request: Request) -> str:
+    return str(request.path_params["user_profile_id"])
+
+
+async def _body(request: Request, type_: type[Any]) -> Any:
+    return decode(await read_body(request, services(request).settings.max_request_bytes), type_)
+
+
+async def create_profile(request: Request) -> Response:
+    caller = await _caller(request)
+    body = await _body(request, ProfileBody)
+    profile = await services(request).profiles.create(caller.org_id, caller.version, body)
+    return _json(render(caller.version, profile, Detail.WRITE), caller)
+
+
+async def retrieve_profile(request: Request) -> Response:
+    caller = await _caller(request)
+    profile = await services(request).profiles.get(caller.org_id, _profile_id(request))
+    return _json(render(caller.version, profile, Detail.FULL), caller)
+
+
+async def update_profile(request: Request) -> Response:
+    caller = await _caller(request)
+    body = await _body(request, ProfileBody)
+    profile = await services(request).profiles.update(
+        caller.org_id, _profile_id(request), caller.version, body
+    )
+    return _json(render(caller.version, profile, Detail.WRITE), caller)
+
+
+async def delete_profile(request: Request) -> Response:
+    caller = await _caller(request)
+    await _body(request, EmptyBody)
+    profile_id = _profile_id(request)
+    await services(request).profiles.delete(caller.org_id, profile_id)
+    return _json({"id": profile_id, "type": "user_profile_deleted"}, caller)
+
+
+def _one(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise InvalidRequest(f"{name}: send the parameter at most once")
+    return values[0] if values else None
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _one(request, name)
+    if value is None:
+        return default
+    if value not in allowed:
+        raise InvalidRequest(
+            f"{name}: must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}"
+        )
+    return value
+
+
+def _list_query(request: Request, version: ContractVersion) -> ListQuery:
+    raw_limit = _one(request, "limit")
+    limit = 20
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise InvalidRequest(f"limit: must be an integer from 1 to 100; got {raw_limit!r}") from None
+        if not 1 <= limit <= 100:
+            raise InvalidRequest(f"limit: must be from 1 to 100; got {limit}")
+    statuses = request.query_params.getlist("enforcement_status[]") + request.query_params.getlist(
+        "enforcement_status"
+    )
+    if statuses and not version.enforcement_filter:
+        raise InvalidRequest(
+            f"enforcement_status[]: not accepted under the {version.key} beta; send no "
+            "user-profiles beta header to filter by enforcement status"
+        )
+    for s in statuses:
+        if s not in ENFORCEMENT_STATUSES:
+            raise InvalidRequest(
+                "enforcement_status[]: must be one of "
+                f"{', '.join(repr(x) for x in ENFORCEMENT_STATUSES)}; got {s!r}"
+            )
+    return ListQuery(
+        limit=limit,
+        order=_choice(request, "order", ("asc", "desc"), "desc"),
+        order_by=_choice(request, "order_by", ("created_at", "name"), "created_at"),
+        enforcement_status=tuple(sorted(set(statuses))),
+    )
+
+
+async def list_profiles(request: Request) -> Response:
+    caller = await _caller(request)
+    query = _list_query(request, caller.version)
+    page = _one(request, "page")
+    profiles, next_page = await services(request).profiles.list(
+        caller.org_id, query, page or None
+    )
+    data = [render(caller.version, p, Detail.LIST) for p in profiles]
+    return _json({"data": data, "next_page": next_page}, caller)
+
+
+async def create_enrollment_url(request: Request) -> Response:
+    caller = await _caller(request)
+    if not caller.version.enrollment_url:
+        # Beta-only: without a user-profiles beta the endpoint does not exist.
+        raise NotFound(
+            "Not found: the enrollment_url endpoint requires a user-profiles beta header "
+            "(user-profiles-2026-03-24, user-profiles-2026-08-18 or user-profiles-2026-09-04)"
+        )
+    await _body(request, EmptyBody)
+    url, expires_at = await services(request).links.create(
+        caller.org_id, _profile_id(request), LinkKind.ENROLLMENT
+    )
+    return _json({"type": "enrollment_url", "url": url, "expires_at": format_us(expires_at)}, caller)
+
+
+async def create_action_url(request: Request) -> Response:
+    caller = await _caller(request)
+    body: ActionUrlBody = await _body(request, ActionUrlBody)
+    url, expires_at = await services(request).links.create(
+        caller.org_id, _profile_id(request), LinkKind.ACTION, action="enroll_end_user"
+    )
+    del body  # one action type today; the body is validated, not branched on
+    return _json(
+        {"type": "user_profile_action_url", "url": url, "expires_at": format_us(expires_at)},
+        caller,
+    )
+
+
+async def health(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")

@@ -1,0 +1,1 @@
+"""SQL only: tables, queries, connections. Every profile query takes the organization."""

@@ -1,0 +1,98 @@
+"""One schema for SQLite and PostgreSQL (SQLAlchemy Core). Alembic migrations create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Sort keys must compare byte for byte in both dialects: PostgreSQL's default collation would
+# order names by locale rules, SQLite by code point. "C" makes PostgreSQL agree with SQLite.
+SortText = Text().with_variant(Text(collation="C"), "postgresql")
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.id"), nullable=False, index=True),
+    # SHA-256 of the key: keys are long random strings, so a fast hash is enough, and the
+    # server never holds a key it could leak.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("hint", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+user_profiles = Table(
+    "user_profiles",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("access_type", String(16), nullable=False),
+    Column("name", Text, nullable=True),
+    # ASCII-case-folded name, the key of order_by=name.
+    Column("name_key", SortText, nullable=True),
+    Column("metadata", Text, nullable=False),
+    Column("reference_id", Text, nullable=True),
+    Column("onboarded_at", BigInteger, nullable=True),
+    Column("account_status", String(16), nullable=True),
+    Column("country", String(2), nullable=True),
+    Column("email_hash", Text, nullable=True),
+    Column("entity_type", String(16), nullable=True),
+    Column("name_hash", Text, nullable=True),
+    Column("enforcement_status", String(16), nullable=False),
+    Index("ix_user_profiles_org_created", "org_id", "created_at", "id"),
+    Index("ix_user_profiles_org_name", "org_id", "name_key", "id"),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column(
+        "profile_id",
+        String(64),
+        ForeignKey("user_profiles.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("action", String(32), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)

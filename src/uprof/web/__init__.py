@@ -1,0 +1,1 @@
+"""Hosted pages an end user opens from an enrollment or action URL."""
