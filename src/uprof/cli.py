@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from uprof.config import Settings, settings_from_env
+
+if TYPE_CHECKING:
+    from uprof.service.keys import KeyService
+    from uprof.store.database import Database
 
 _db_option = click.option(
     "--database-url",
@@ -104,19 +109,18 @@ def _describe(url: str) -> str:
 
 def _prepare(settings: Settings) -> None:
     """Migrate, then make sure a key exists: the bootstrap key, or a new one printed once."""
+    from uprof.domain.ids import random_id
+    from uprof.service.clock import system_clock
     from uprof.service.keys import DEFAULT_ORG, KeyService
     from uprof.store.database import open_database
     from uprof.store.migrate import migrate
-    from uprof.domain.ids import random_id
-    from uprof.service.clock import system_clock
 
     db = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         migrate(db)
         keys = KeyService(db, system_clock, random_id)
-        if settings.bootstrap_api_key:
-            if keys.ensure_key(settings.bootstrap_api_key):
-                click.echo("uprof: added the key from UPROF_BOOTSTRAP_API_KEY")
+        if settings.bootstrap_api_key and keys.ensure_key(settings.bootstrap_api_key):
+            click.echo("uprof: added the key from UPROF_BOOTSTRAP_API_KEY")
         raw = keys.bootstrap()
         if raw is not None:
             click.echo(
@@ -128,7 +132,7 @@ def _prepare(settings: Settings) -> None:
         db.close()
 
 
-def _open_keys():  # type: ignore[no-untyped-def]
+def _open_keys() -> tuple[Database, KeyService]:
     from uprof.domain.ids import random_id
     from uprof.service.clock import system_clock
     from uprof.service.keys import KeyService
@@ -152,7 +156,9 @@ def migrate_command(database_url: str | None) -> None:
     db = open_database(settings.database_url)
     try:
         migrate(db)
-        click.echo(f"uprof: {_describe(settings.database_url)} is at revision {current_revision(db)}")
+        click.echo(
+            f"uprof: {_describe(settings.database_url)} is at revision {current_revision(db)}"
+        )
     finally:
         db.close()
 
@@ -187,9 +193,11 @@ def keys_list() -> None:
     finally:
         db.close()
     for row in rows:
-        created = datetime.fromtimestamp(int(row["created_at"]) / 1e6, UTC)  # type: ignore[call-overload]
+        created = datetime.fromtimestamp(int(str(row["created_at"])) / 1e6, UTC)
         state = "revoked" if row["revoked_at"] else "active"
-        click.echo(f"{row['id']}\t{row['name']}\t{row['hint']}\t{state}\t{created:%Y-%m-%dT%H:%M:%SZ}")
+        click.echo(
+            f"{row['id']}\t{row['name']}\t{row['hint']}\t{state}\t{created:%Y-%m-%dT%H:%M:%SZ}"
+        )
 
 
 @keys.command("revoke")

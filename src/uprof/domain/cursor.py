@@ -65,7 +65,7 @@ def _invalid() -> InvalidRequest:
 def decode_cursor(secret: bytes, org_id: str, query: ListQuery, cursor: str) -> Position:
     if not cursor.startswith(_PREFIX) or len(cursor) > 2048:
         raise _invalid()
-    text = cursor[len(_PREFIX):]
+    text = cursor[len(_PREFIX) :]
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, UnicodeEncodeError):

@@ -58,7 +58,7 @@ class ProfilePatch(msgspec.Struct, kw_only=True):
     """
 
     metadata: dict[str, str] | UnsetType = UNSET
-    name: str | None | UnsetType = UNSET
+    name: str | UnsetType | None = UNSET
     access_type: str | UnsetType = UNSET
     reference_id: str | UnsetType = UNSET
     onboarded_at: int | UnsetType = UNSET

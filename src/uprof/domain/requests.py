@@ -16,30 +16,31 @@ from uprof.domain.model import AccessType, AccountStatus, EntityType
 
 
 class DetailsBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    account_status: AccountStatus | None | UnsetType = UNSET
-    country: str | None | UnsetType = UNSET
-    email_hash: str | None | UnsetType = UNSET
-    entity_type: EntityType | None | UnsetType = UNSET
-    name_hash: str | None | UnsetType = UNSET
-    onboarded_at: str | None | UnsetType = UNSET
-    reference_id: str | None | UnsetType = UNSET
+    account_status: AccountStatus | UnsetType | None = UNSET
+    country: str | UnsetType | None = UNSET
+    email_hash: str | UnsetType | None = UNSET
+    entity_type: EntityType | UnsetType | None = UNSET
+    name_hash: str | UnsetType | None = UNSET
+    onboarded_at: str | UnsetType | None = UNSET
+    reference_id: str | UnsetType | None = UNSET
 
 
 class ProfileBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Create and update bodies: the union of the fields of every contract version."""
 
     metadata: dict[str, str] | UnsetType = UNSET
-    name: str | None | UnsetType = UNSET
-    access_type: AccessType | None | UnsetType = UNSET
+    name: str | UnsetType | None = UNSET
+    access_type: AccessType | UnsetType | None = UNSET
     external_user_details: DetailsBody | UnsetType = UNSET
-    external_id: str | None | UnsetType = UNSET
-    external_user_onboarded_at: str | None | UnsetType = UNSET
-    relationship: Literal["external", "resold", "internal"] | None | UnsetType = UNSET
+    external_id: str | UnsetType | None = UNSET
+    external_user_onboarded_at: str | UnsetType | None = UNSET
+    relationship: Literal["external", "resold", "internal"] | UnsetType | None = UNSET
 
 
-class EnrollEndUserAction(msgspec.Struct, forbid_unknown_fields=True, tag_field="type",
-                          tag="enroll_end_user"):
-    """The one action an action URL can carry today."""
+class EnrollEndUserAction(msgspec.Struct, forbid_unknown_fields=True):
+    """The one action an action URL can carry today; ``type`` is required."""
+
+    type: Literal["enroll_end_user"]
 
 
 class ActionUrlBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -115,9 +115,7 @@ _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 def new_profile(*, profile_id: str, org_id: str, now_us: int, patch: ProfilePatch) -> Profile:
     metadata = patch.metadata if patch.metadata is not UNSET else {}
     check_new_metadata(metadata)
-    values = {
-        f: getattr(patch, f) for f in REPLACED_FIELDS if getattr(patch, f) is not UNSET
-    }
+    values = {f: getattr(patch, f) for f in REPLACED_FIELDS if getattr(patch, f) is not UNSET}
     return Profile(
         id=profile_id,
         org_id=org_id,

@@ -20,9 +20,10 @@ def format_us(us: int) -> str:
     dt = _EPOCH + timedelta(microseconds=us)
     text = dt.strftime("%Y-%m-%dT%H:%M:%S")
     frac = us % 1_000_000
-    if frac:
-        text += f".{frac:06d}".rstrip("0")
-    return text + "Z"
+    if frac % 1000 == 0:
+        # Whole seconds print none, whole milliseconds three digits (the API's own style).
+        return text + (f".{frac // 1000:03d}Z" if frac else "Z")
+    return text + f".{frac:06d}Z"
 
 
 def to_us(dt: datetime) -> int:

@@ -57,6 +57,7 @@ class ContractVersion:
 
 # --- how each stored value is shown ------------------------------------------------------------
 
+
 def _ts(value: int | None) -> str | None:
     return None if value is None else format_us(value)
 
@@ -107,9 +108,7 @@ ENFORCEMENT_ACTIONS = ViewField("enforcement_actions", _enforcement_actions)
 _COMMON = (ID, TYPE, CREATED_AT, UPDATED_AT, METADATA, NAME)
 
 _LEGACY_ID_HINT = ("external_id", "send external_user_details.reference_id instead")
-_LEGACY_TS_HINT = (
-    "external_user_onboarded_at", "send external_user_details.onboarded_at instead"
-)
+_LEGACY_TS_HINT = ("external_user_onboarded_at", "send external_user_details.onboarded_at instead")
 _DETAILS_HINT = (
     "external_user_details",
     "this beta header takes the top-level external_id instead; send user-profiles-2026-09-04 "
@@ -165,6 +164,7 @@ def render(version: ContractVersion, profile: Profile, detail: Detail) -> dict[s
 
 
 # --- requests ----------------------------------------------------------------------------------
+
 
 def _reject_foreign_fields(version: ContractVersion, body: ProfileBody) -> None:
     foreign = [f for f in present_fields(body) if f not in version.request_fields]

@@ -12,7 +12,9 @@ from uprof.domain.errors import InvalidRequest, RequestTooLarge
 
 T = TypeVar("T")
 
-_ALLOWED_CHARSETS = frozenset({"utf-8", "utf8", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"})
+_ALLOWED_CHARSETS = frozenset(
+    {"utf-8", "utf8", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"}
+)
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.*)`")
 _AT = re.compile(r"^(.*) - at `\$(.*)`$")
@@ -63,7 +65,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _field_path(path: str) -> str:
-    path = path.lstrip(".")
+    path = path.replace("[...]", "").lstrip(".")
     return path or "body"
 
 
@@ -71,6 +73,13 @@ def decode(body: bytes, type_: type[T]) -> T:
     """Decode JSON into a wire type; an empty body counts as ``{}``."""
     if not body.strip():
         body = b"{}"
+    try:
+        # msgspec passes invalid UTF-8 inside strings through; the API's bodies are UTF-8.
+        body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidRequest(
+            f"The request body is not valid UTF-8: {e.reason} at byte {e.start}"
+        ) from None
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as e:

@@ -126,7 +126,9 @@ def _list_query(request: Request, version: ContractVersion) -> ListQuery:
         try:
             limit = int(raw_limit)
         except ValueError:
-            raise InvalidRequest(f"limit: must be an integer from 1 to 100; got {raw_limit!r}") from None
+            raise InvalidRequest(
+                f"limit: must be an integer from 1 to 100; got {raw_limit!r}"
+            ) from None
         if not 1 <= limit <= 100:
             raise InvalidRequest(f"limit: must be from 1 to 100; got {limit}")
     statuses = request.query_params.getlist("enforcement_status[]") + request.query_params.getlist(
@@ -155,9 +157,7 @@ async def list_profiles(request: Request) -> Response:
     caller = await _caller(request)
     query = _list_query(request, caller.version)
     page = _one(request, "page")
-    profiles, next_page = await services(request).profiles.list(
-        caller.org_id, query, page or None
-    )
+    profiles, next_page = await services(request).profiles.list(caller.org_id, query, page or None)
     data = [render(caller.version, p, Detail.LIST) for p in profiles]
     return _json({"data": data, "next_page": next_page}, caller)
 
@@ -174,7 +174,9 @@ async def create_enrollment_url(request: Request) -> Response:
     url, expires_at = await services(request).links.create(
         caller.org_id, _profile_id(request), LinkKind.ENROLLMENT
     )
-    return _json({"type": "enrollment_url", "url": url, "expires_at": format_us(expires_at)}, caller)
+    return _json(
+        {"type": "enrollment_url", "url": url, "expires_at": format_us(expires_at)}, caller
+    )
 
 
 async def create_action_url(request: Request) -> Response:

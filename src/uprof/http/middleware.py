@@ -52,7 +52,10 @@ class RequestIdMiddleware:
                     "status": err.status,
                     "headers": [
                         (b"content-type", b"application/json"),
-                        *((k.encode(), v.encode()) for k, v in error_headers(err, request_id).items()),
+                        *(
+                            (k.encode(), v.encode())
+                            for k, v in error_headers(err, request_id).items()
+                        ),
                     ],
                 }
             )

@@ -77,9 +77,7 @@ class ProfileService:
     async def list(
         self, org_id: str, query: ListQuery, page: str | None
     ) -> tuple[list[Profile], str | None]:
-        after = (
-            None if page is None else decode_cursor(self._cursor_secret, org_id, query, page)
-        )
+        after = None if page is None else decode_cursor(self._cursor_secret, org_id, query, page)
         descending = query.order == "desc"
         wanted = set(query.enforcement_status)
         budget = max(FILTER_SCAN_BUDGET, query.limit) if wanted else query.limit

@@ -14,6 +14,7 @@ decides where it runs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -53,7 +54,7 @@ def _storage_error(e: exc.DBAPIError) -> ApiError:
 
 def sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
+        return Path(url[len("sqlite:///") :])
     return None
 
 
@@ -61,7 +62,7 @@ def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` and use psycopg 3 for them."""
     for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -141,7 +142,9 @@ class SqliteDatabase:
 
     def start(self) -> None:
         if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="uprof-writer", daemon=True)
+            self._writer = threading.Thread(
+                target=self._write_loop, name="uprof-writer", daemon=True
+            )
             self._writer.start()
 
     def close(self) -> None:
@@ -206,10 +209,9 @@ class SqliteDatabase:
         for (_fn, _future, loop), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)
         for loop, items in by_loop.items():
-            try:
+            # RuntimeError: the loop has closed; nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:  # the loop has closed; nobody is waiting any more
-                pass
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

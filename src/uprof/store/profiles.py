@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Row, Select, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Select, delete, insert, select, tuple_, update
 
 from uprof.domain.model import Position, Profile
 from uprof.domain.rules import name_sort_key
@@ -34,7 +34,7 @@ _COLUMNS = (
 _SELECT = select(*_COLUMNS)
 
 
-def _from_row(row: Row[Any]) -> Profile:
+def _from_row(row: Any) -> Profile:
     return Profile(
         id=row[0],
         org_id=row[1],
@@ -73,20 +73,23 @@ def _values(p: Profile) -> dict[str, Any]:
 
 
 def insert_profile(conn: Connection, p: Profile) -> None:
-    conn.execute(
-        insert(t).values(id=p.id, org_id=p.org_id, created_at=p.created_at, **_values(p))
-    )
+    conn.execute(insert(t).values(id=p.id, org_id=p.org_id, created_at=p.created_at, **_values(p)))
 
 
 def insert_many(conn: Connection, profiles: list[Profile]) -> None:
     """Bulk path (benchmarks, imports): one executemany."""
     conn.execute(
         insert(t),
-        [{"id": p.id, "org_id": p.org_id, "created_at": p.created_at, **_values(p)} for p in profiles],
+        [
+            {"id": p.id, "org_id": p.org_id, "created_at": p.created_at, **_values(p)}
+            for p in profiles
+        ],
     )
 
 
-def get_profile(conn: Connection, org_id: str, profile_id: str, *, lock: bool = False) -> Profile | None:
+def get_profile(
+    conn: Connection, org_id: str, profile_id: str, *, lock: bool = False
+) -> Profile | None:
     q = _SELECT.where(t.c.id == profile_id, t.c.org_id == org_id)
     if lock:
         # Row lock on PostgreSQL; SQLite ignores it, its writers are serialized by BEGIN IMMEDIATE.
@@ -130,7 +133,9 @@ def scan(
             bound = tuple_(t.c.created_at, t.c.id)
             mark = tuple_(after.key, after.id)
             q = q.where(bound < mark if descending else bound > mark)
-        return [_from_row(r) for r in conn.execute(_ordered(q, t.c.created_at, descending).limit(n))]
+        return [
+            _from_row(r) for r in conn.execute(_ordered(q, t.c.created_at, descending).limit(n))
+        ]
 
     rows: list[Profile] = []
     if after is None or after.key is not None:

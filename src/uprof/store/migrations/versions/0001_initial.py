@@ -62,9 +62,7 @@ def upgrade() -> None:
             ["org_id"], ["organizations.id"], name="fk_user_profiles_org_id_organizations"
         ),
     )
-    op.create_index(
-        "ix_user_profiles_org_created", "user_profiles", ["org_id", "created_at", "id"]
-    )
+    op.create_index("ix_user_profiles_org_created", "user_profiles", ["org_id", "created_at", "id"])
     op.create_index("ix_user_profiles_org_name", "user_profiles", ["org_id", "name_key", "id"])
     op.create_table(
         "links",
