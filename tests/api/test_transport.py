@@ -211,7 +211,7 @@ def test_unknown_profile_is_404(api: Api) -> None:
         assert r.headers["x-should-retry"] == "false"
 
 
-# --- bodies ----------------------------------------------------------------------------------------
+# --- bodies ---------------------------------------------------------------------------------
 
 
 def _raw(api: Api, path: str, content: bytes, **headers: str) -> Any:

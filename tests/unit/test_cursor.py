@@ -1,0 +1,83 @@
+"""Cursors: round trip, and every alteration rejected."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from uprof.domain.cursor import decode_cursor, encode_cursor
+from uprof.domain.errors import InvalidRequest
+from uprof.domain.model import ListQuery, Position
+
+SECRET = b"s" * 32
+queries = st.builds(
+    ListQuery,
+    limit=st.integers(1, 100),
+    order=st.sampled_from(["asc", "desc"]),
+    order_by=st.sampled_from(["created_at", "name"]),
+    enforcement_status=st.sampled_from([(), ("banned",), ("pending", "restricted")]),
+)
+positions = st.builds(
+    Position,
+    key=st.one_of(st.none(), st.integers(0, 2**62), st.text(max_size=255)),
+    id=st.text(min_size=1, max_size=40),
+)
+
+
+@given(queries, positions)
+def test_round_trip(query: ListQuery, position: Position) -> None:
+    cursor = encode_cursor(SECRET, "org_a", query, position)
+    assert cursor.startswith("page_")
+    assert all(c.isalnum() or c in "-_" for c in cursor)
+    assert decode_cursor(SECRET, "org_a", query, cursor) == position
+
+
+@given(queries, positions, st.data())
+def test_any_flipped_bit_is_rejected(
+    query: ListQuery, position: Position, data: st.DataObject
+) -> None:
+    cursor = encode_cursor(SECRET, "org_a", query, position)
+    body = cursor[5:]
+    raw = bytearray(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    index = data.draw(st.integers(0, len(raw) - 1))
+    bit = data.draw(st.integers(0, 7))
+    raw[index] ^= 1 << bit
+    forged = "page_" + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    with pytest.raises(InvalidRequest):
+        decode_cursor(SECRET, "org_a", query, forged)
+
+
+@given(queries, positions)
+def test_bound_to_organization_and_secret(query: ListQuery, position: Position) -> None:
+    cursor = encode_cursor(SECRET, "org_a", query, position)
+    with pytest.raises(InvalidRequest):
+        decode_cursor(SECRET, "org_b", query, cursor)
+    with pytest.raises(InvalidRequest):
+        decode_cursor(b"t" * 32, "org_a", query, cursor)
+
+
+def test_bound_to_order_and_filter_but_not_limit() -> None:
+    q = ListQuery(order="asc", order_by="name", enforcement_status=("banned",))
+    cursor = encode_cursor(SECRET, "org", q, Position("bob", "uprof_1"))
+    assert decode_cursor(
+        SECRET,
+        "org",
+        ListQuery(order="asc", order_by="name", enforcement_status=("banned",), limit=99),
+        cursor,
+    )
+    for other in (
+        ListQuery(order="desc", order_by="name", enforcement_status=("banned",)),
+        ListQuery(order="asc", order_by="created_at", enforcement_status=("banned",)),
+        ListQuery(order="asc", order_by="name"),
+    ):
+        with pytest.raises(InvalidRequest):
+            decode_cursor(SECRET, "org", other, cursor)
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_text_never_decodes(text: str) -> None:
+    with pytest.raises(InvalidRequest):
+        decode_cursor(SECRET, "org", ListQuery(), text)
