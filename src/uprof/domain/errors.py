@@ -70,4 +70,5 @@ class Overloaded(ApiError):
 
 
 def profile_not_found(profile_id: str) -> NotFound:
-    return NotFound(f"User profile not found: {profile_id}")
+    shown = profile_id if profile_id.isprintable() and len(profile_id) <= 128 else "(malformed id)"
+    return NotFound(f"User profile not found: {shown}")

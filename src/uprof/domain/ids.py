@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # base58
 
 IdFactory = Callable[[str], str]
+
+_WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def is_well_formed(identifier: str) -> bool:
+    """Whether a client-supplied id could name anything at all; others are 404 without a query
+    (and never reach a store that chokes on NUL bytes or lone surrogates)."""
+    return _WELL_FORMED.fullmatch(identifier) is not None
 
 
 def random_id(prefix: str, length: int = 24) -> str:

@@ -16,6 +16,18 @@ TEXT_MAX_CHARS = 255
 FUTURE_TOLERANCE_US = 60 * 1_000_000
 
 
+def unstorable(value: str) -> str | None:
+    """Why a string cannot be stored as text, if it cannot: PostgreSQL text holds no NUL, and no
+    store holds a lone UTF-16 surrogate (JSON can carry both as escapes)."""
+    if "\x00" in value:
+        return "must not contain the NUL character (U+0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain unpaired surrogate code points"
+    return None
+
+
 def _metadata_error(problems: list[str]) -> InvalidRequest:
     return InvalidRequest("metadata: " + "; ".join(problems), error_code="invalid_metadata")
 
@@ -23,6 +35,10 @@ def _metadata_error(problems: list[str]) -> InvalidRequest:
 def _entry_problems(metadata: dict[str, str], *, allow_empty_values: bool) -> list[str]:
     problems: list[str] = []
     for key, value in metadata.items():
+        bad = unstorable(key) or unstorable(value)
+        if bad:
+            problems.append(f"keys and values {bad}")
+            continue
         if not key:
             problems.append("keys must be non-empty strings")
         elif len(key) > METADATA_MAX_KEY_CHARS:
@@ -77,6 +93,9 @@ def merge_metadata(stored: dict[str, str], patch: dict[str, str]) -> dict[str, s
 
 def check_text(field: str, value: str) -> str:
     """Free-text fields hold 1 to 255 characters (Unicode code points)."""
+    bad = unstorable(value)
+    if bad:
+        raise InvalidRequest(f"{field}: {bad}")
     if not value:
         raise InvalidRequest(f"{field}: must be at least 1 character long")
     if len(value) > TEXT_MAX_CHARS:

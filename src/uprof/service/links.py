@@ -7,7 +7,7 @@ import hashlib
 from sqlalchemy import Connection
 
 from uprof.domain.errors import profile_not_found
-from uprof.domain.ids import new_secret_token
+from uprof.domain.ids import is_well_formed, new_secret_token
 from uprof.domain.model import Link, LinkKind
 from uprof.service.clock import Clock
 from uprof.store import links as store
@@ -32,6 +32,8 @@ class LinkService:
         self, org_id: str, profile_id: str, kind: str, action: str | None = None
     ) -> tuple[str, int]:
         """A new link for the profile: (url, expires_at). Earlier links stay valid."""
+        if not is_well_formed(profile_id):
+            raise profile_not_found(profile_id)
         token = new_secret_token()
         now = self._clock()
         link = Link(
@@ -54,6 +56,8 @@ class LinkService:
 
     async def open(self, kind: str, token: str) -> tuple[Link | None, bool]:
         """The link behind a token and whether it is still valid now."""
+        if not is_well_formed(token):
+            return None, False
         link = await self._db.read(lambda conn: store.find_link(conn, token_hash(token)))
         if link is None or link.kind != kind:
             return None, False

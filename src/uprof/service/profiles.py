@@ -6,7 +6,7 @@ from sqlalchemy import Connection
 
 from uprof.domain.cursor import decode_cursor, encode_cursor
 from uprof.domain.errors import profile_not_found
-from uprof.domain.ids import IdFactory
+from uprof.domain.ids import IdFactory, is_well_formed
 from uprof.domain.model import ListQuery, Profile
 from uprof.domain.requests import ProfileBody
 from uprof.domain.rules import apply_patch, new_profile
@@ -42,6 +42,8 @@ class ProfileService:
         return await self._db.write(work)
 
     async def get(self, org_id: str, profile_id: str) -> Profile:
+        if not is_well_formed(profile_id):
+            raise profile_not_found(profile_id)
         profile = await self._db.read(lambda conn: store.get_profile(conn, org_id, profile_id))
         if profile is None:
             raise profile_not_found(profile_id)
@@ -52,6 +54,8 @@ class ProfileService:
     ) -> Profile:
         now = self._clock()
         patch = translate_profile_body(version, body, now_us=now, creating=False)
+        if not is_well_formed(profile_id):
+            raise profile_not_found(profile_id)
 
         def work(conn: Connection) -> Profile:
             # Read, merge and write in one locked transaction: two concurrent updates of
@@ -67,6 +71,9 @@ class ProfileService:
         return await self._db.write(work)
 
     async def delete(self, org_id: str, profile_id: str) -> None:
+        if not is_well_formed(profile_id):
+            raise profile_not_found(profile_id)
+
         def work(conn: Connection) -> None:
             link_store.delete_links_of(conn, org_id, profile_id)
             if not store.delete_profile(conn, org_id, profile_id):
