@@ -12,6 +12,7 @@ from uprof.domain.rules import (
     METADATA_MAX_KEYS,
     apply_patch,
     check_country,
+    check_text,
     check_new_metadata,
     merge_metadata,
     name_sort_key,
@@ -20,8 +21,10 @@ from uprof.domain.rules import (
 )
 from uprof.domain.timefmt import format_us, parse_rfc3339
 
-keys = st.text(min_size=1, max_size=64)
-values = st.text(min_size=1, max_size=512)
+# Storable text: every code point but NUL and lone surrogates (see test_unstorable_text).
+chars = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+keys = st.text(chars, min_size=1, max_size=64)
+values = st.text(chars, min_size=1, max_size=512)
 metadata = st.dictionaries(keys, values, max_size=METADATA_MAX_KEYS)
 patches = st.dictionaries(keys, st.one_of(st.just(""), values), max_size=METADATA_MAX_KEYS)
 
@@ -62,7 +65,7 @@ def test_more_than_sixteen_keys_on_create_is_rejected(big: dict[str, str]) -> No
 
 @pytest.mark.parametrize(
     "bad",
-    [{"": "v"}, {"k" * 65: "v"}, {"k": "v" * 513}, {"k": ""}],
+    [{"": "v"}, {"k" * 65: "v"}, {"k": "v" * 513}, {"k": ""}, {"k": "a\x00"}, {"\ud800": "v"}],
 )
 def test_bad_entries_on_create(bad: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest) as e:
@@ -162,3 +165,11 @@ def test_change_moves_updated_at_only() -> None:
 def test_updated_at_never_goes_backwards() -> None:
     p = apply_patch(_profile(), ProfilePatch(name="B"), 9_000)
     assert apply_patch(p, ProfilePatch(name="C"), 2_000).updated_at == 9_000
+
+
+@pytest.mark.parametrize("bad", ["\x00", "a\x00b", "\ud800", "x\udfff"])
+def test_unstorable_text(bad: str) -> None:
+    with pytest.raises(InvalidRequest):
+        check_text("name", bad)
+    with pytest.raises(InvalidRequest):
+        merge_metadata({}, {"k": bad})
