@@ -20,14 +20,15 @@ def is_well_formed(identifier: str) -> bool:
     return _WELL_FORMED.fullmatch(identifier) is not None
 
 
+# Each random byte picks a character; 256 is not a multiple of 58, so the first 24 characters
+# are slightly likelier (about 5.8 bits per character, ~139 bits per id): one C call instead of
+# a divmod loop, on the path of every request.
+_TABLE = bytes((_ALPHABET[b % len(_ALPHABET)]).encode()[0] for b in range(256))
+
+
 def random_id(prefix: str, length: int = 24) -> str:
-    """``prefix_`` + 24 base58 characters (~140 bits), like ``uprof_011CZkZCu8hGbp5mYRQgUmz9``."""
-    n = int.from_bytes(os.urandom(18), "big")  # 144 bits, more than 24 base58 digits hold
-    digits = []
-    for _ in range(length):
-        n, r = divmod(n, 58)
-        digits.append(_ALPHABET[r])
-    return f"{prefix}_" + "".join(digits)
+    """``prefix_`` + 24 base58 characters, like ``uprof_011CZkZCu8hGbp5mYRQgUmz9``."""
+    return f"{prefix}_" + os.urandom(length).translate(_TABLE).decode("ascii")
 
 
 def new_secret_token(nbytes: int = 32) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 from uprof.domain.errors import InvalidRequest
@@ -17,9 +18,15 @@ _RFC3339 = re.compile(
 
 def format_us(us: int) -> str:
     """Microseconds since the epoch to RFC 3339 in UTC with a ``Z`` suffix."""
-    dt = _EPOCH + timedelta(microseconds=us)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = us % 1_000_000
+    seconds, frac = divmod(us, 1_000_000)
+    try:
+        t = time.gmtime(seconds)  # several times cheaper than datetime + strftime
+        text = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        )
+    except (OverflowError, OSError, ValueError):
+        text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
     if frac % 1000 == 0:
         # Whole seconds print none, whole milliseconds three digits (the API's own style).
         return text + (f".{frac // 1000:03d}Z" if frac else "Z")

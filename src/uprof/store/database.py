@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 from anyio import to_thread
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import QueuePool, SingletonThreadPool
@@ -46,7 +48,7 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-def _storage_error(e: exc.DBAPIError) -> ApiError:
+def _storage_error(e: Exception) -> ApiError:
     # A busy or unreachable database is overload, not a bug: 529 tells the SDKs to retry.
     log.warning("storage error: %s", e)
     return Overloaded("The storage backend is busy or unavailable; retry shortly")
@@ -114,12 +116,16 @@ class SqliteDatabase:
         return conn
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        # No BEGIN: in autocommit mode each statement is its own snapshot, and every read the
+        # services make is a single statement. Anything that did open a transaction is ended.
         conn = self._conn()
         try:
-            with conn.begin():
-                return fn(conn)
-        except exc.OperationalError as e:
+            return fn(conn)
+        except (exc.OperationalError, sqlite3.OperationalError) as e:
             raise _storage_error(e) from e
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return self.read_sync(fn)
@@ -129,7 +135,7 @@ class SqliteDatabase:
             try:
                 with conn.begin():
                     return fn(conn)
-            except exc.OperationalError as e:
+            except (exc.OperationalError, sqlite3.OperationalError) as e:
                 raise _storage_error(e) from e
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
@@ -198,7 +204,7 @@ class SqliteDatabase:
                     else:
                         savepoint.commit()
                         outcomes.append((future, result, None))
-        except exc.DBAPIError as e:
+        except (exc.DBAPIError, sqlite3.Error) as e:
             error = _storage_error(e)
             outcomes = [(future, None, error) for _fn, future, _loop in batch]
         except BaseException as e:  # never leave a caller waiting
@@ -242,10 +248,14 @@ class PostgresDatabase:
         try:
             with self.engine.begin() as conn:
                 return fn(conn)
-        except (exc.OperationalError, exc.TimeoutError, exc.InterfaceError) as e:
-            if isinstance(e, exc.DBAPIError):
-                raise _storage_error(e) from e
-            raise Overloaded("The storage backend is busy; retry shortly") from e
+        except (
+            exc.OperationalError,
+            exc.TimeoutError,
+            exc.InterfaceError,
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+        ) as e:
+            raise _storage_error(e) from e
 
     read_sync = _run
     write_sync = _run

@@ -5,11 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Select, delete, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 
 from uprof.domain.model import Position, Profile
 from uprof.domain.rules import name_sort_key
+from uprof.store.compiled import StatementCache, fetch_all
 from uprof.store.tables import user_profiles as t
+
+_statements = StatementCache()
 
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder(dict[str, str]).decode
@@ -90,12 +105,14 @@ def insert_many(conn: Connection, profiles: list[Profile]) -> None:
 def get_profile(
     conn: Connection, org_id: str, profile_id: str, *, lock: bool = False
 ) -> Profile | None:
-    q = _SELECT.where(t.c.id == profile_id, t.c.org_id == org_id)
-    if lock:
+    def build() -> Select[Any]:
+        q = _SELECT.where(t.c.id == bindparam("id"), t.c.org_id == bindparam("org_id"))
         # Row lock on PostgreSQL; SQLite ignores it, its writers are serialized by BEGIN IMMEDIATE.
-        q = q.with_for_update()
-    row = conn.execute(q).first()
-    return None if row is None else _from_row(row)
+        return q.with_for_update() if lock else q
+
+    sql = _statements.sql(conn, ("get", lock), build)
+    rows = fetch_all(conn, sql, {"id": profile_id, "org_id": org_id})
+    return _from_row(rows[0]) if rows else None
 
 
 def save_profile(conn: Connection, p: Profile) -> None:
@@ -113,6 +130,51 @@ def _ordered(q: Select[Any], key: Any, descending: bool) -> Select[Any]:
     return q.order_by(key.asc(), t.c.id.asc())
 
 
+def _after(key: Any, descending: bool) -> Any:
+    bound = tuple_(key, t.c.id)
+    mark = tuple_(bindparam("after_key"), bindparam("after_id"))
+    return bound < mark if descending else bound > mark
+
+
+def _scan_statement(order_by: str, descending: bool, start: str) -> Select[Any]:
+    """The listing query for one variant: ``start`` is "first", "named" or "nameless" (where the
+    previous page ended). ``order_by=name`` is one UNION ALL of two index ranges, so a page is
+    one statement and one snapshot: named profiles by (name_key, id) in the requested direction,
+    then the nameless ones by id, which come last in either direction."""
+    org = t.c.org_id == bindparam("org_id")
+    if order_by == "created_at":
+        q = _SELECT.where(org)
+        if start != "first":
+            q = q.where(_after(t.c.created_at, descending))
+        return _ordered(q, t.c.created_at, descending).limit(bindparam("n"))
+
+    seg = literal_column("seg")
+    nameless = _SELECT.add_columns(t.c.name_key, literal(1).label("seg")).where(
+        org, t.c.name_key.is_(None)
+    )
+    if start == "nameless":
+        nameless = nameless.where(
+            t.c.id < bindparam("after_id") if descending else t.c.id > bindparam("after_id")
+        )
+    nameless = nameless.order_by(t.c.id.desc() if descending else t.c.id.asc()).limit(
+        bindparam("n")
+    )
+    if start == "nameless":
+        return nameless
+    named = _SELECT.add_columns(t.c.name_key, literal(0).label("seg")).where(
+        org, t.c.name_key.is_not(None)
+    )
+    if start == "named":
+        named = named.where(_after(t.c.name_key, descending))
+    named = _ordered(named, t.c.name_key, descending).limit(bindparam("n"))
+    both = union_all(select(named.subquery()), select(nameless.subquery())).subquery()
+    key = both.c.name_key.desc() if descending else both.c.name_key.asc()
+    row_id = both.c.id.desc() if descending else both.c.id.asc()
+    return (
+        select(*(both.c[c.name] for c in _COLUMNS)).order_by(seg, key, row_id).limit(bindparam("n"))
+    )
+
+
 def scan(
     conn: Connection,
     org_id: str,
@@ -122,36 +184,23 @@ def scan(
     after: Position | None,
     n: int,
 ) -> list[Profile]:
-    """Up to ``n`` profiles strictly after ``after`` in the listing order.
-
-    ``order_by=name`` is two index ranges: named profiles by (name_key, id) in the requested
-    direction, then the nameless ones by id, which come last in either direction.
-    """
-    if order_by == "created_at":
-        q = _SELECT.where(t.c.org_id == org_id)
-        if after is not None:
-            bound = tuple_(t.c.created_at, t.c.id)
-            mark = tuple_(after.key, after.id)
-            q = q.where(bound < mark if descending else bound > mark)
-        return [
-            _from_row(r) for r in conn.execute(_ordered(q, t.c.created_at, descending).limit(n))
-        ]
-
-    rows: list[Profile] = []
-    if after is None or after.key is not None:
-        q = _SELECT.where(t.c.org_id == org_id, t.c.name_key.is_not(None))
-        if after is not None:
-            bound = tuple_(t.c.name_key, t.c.id)
-            mark = tuple_(after.key, after.id)
-            q = q.where(bound < mark if descending else bound > mark)
-        rows = [_from_row(r) for r in conn.execute(_ordered(q, t.c.name_key, descending).limit(n))]
-    if len(rows) < n:
-        q = _SELECT.where(t.c.org_id == org_id, t.c.name_key.is_(None))
-        if after is not None and after.key is None:
-            q = q.where(t.c.id < after.id if descending else t.c.id > after.id)
-        q = q.order_by(t.c.id.desc() if descending else t.c.id.asc()).limit(n - len(rows))
-        rows += [_from_row(r) for r in conn.execute(q)]
-    return rows
+    """Up to ``n`` profiles strictly after ``after`` in the listing order."""
+    if after is None:
+        start = "first"
+    elif order_by == "name" and after.key is None:
+        start = "nameless"
+    else:
+        start = "named"
+    sql = _statements.sql(
+        conn,
+        ("scan", order_by, descending, start),
+        lambda: _scan_statement(order_by, descending, start),
+    )
+    params: dict[str, Any] = {"org_id": org_id, "n": n}
+    if after is not None:
+        params["after_key"] = after.key
+        params["after_id"] = after.id
+    return [_from_row(r) for r in fetch_all(conn, sql, params)]
 
 
 def position_of(p: Profile, order_by: str) -> Position:
