@@ -148,7 +148,7 @@ def _scan_statement(order_by: str, descending: bool, start: str) -> Select[Any]:
             q = q.where(_after(t.c.created_at, descending))
         return _ordered(q, t.c.created_at, descending).limit(bindparam("n"))
 
-    seg = literal_column("seg")
+    seg: Any = literal_column("seg")
     nameless = _SELECT.add_columns(t.c.name_key, literal(1).label("seg")).where(
         org, t.c.name_key.is_(None)
     )
