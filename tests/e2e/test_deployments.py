@@ -1,0 +1,85 @@
+"""Real processes: several workers, several instances on one PostgreSQL, restarts."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import RunningServer, run_server
+
+pytestmark = pytest.mark.e2e
+
+
+def _client(server: RunningServer) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.base_url,
+        headers={"x-api-key": server.api_key, "anthropic-version": "2023-06-01"},
+        timeout=30,
+    )
+
+
+def _create_many(server: RunningServer, n: int, tag: str) -> set[str]:
+    def one(i: int) -> str:
+        with _client(server) as c:
+            r = c.post("/v1/user_profiles", json={"name": f"{tag}-{i}", "metadata": {"tag": tag}})
+            assert r.status_code == 200, r.text
+            return str(r.json()["id"])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return set(pool.map(one, range(n)))
+
+
+def _all_ids(c: httpx.Client) -> set[str]:
+    ids: list[str] = []
+    page = None
+    while True:
+        params = {"limit": 7, **({"page": page} if page else {})}
+        body = c.get("/v1/user_profiles", params=params).json()
+        ids += [p["id"] for p in body["data"]]
+        page = body["next_page"]
+        if page is None:
+            assert len(ids) == len(set(ids))
+            return set(ids)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_two_workers_share_one_store(
+    tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    url = None if store == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    with run_server(tmp_path, database_url=url, extra_args=("--workers", "2")) as server:
+        created = _create_many(server, 60, f"w-{store}")
+        with _client(server) as c:
+            assert created <= _all_ids(c)
+            # Every worker answers for every profile.
+            for pid in list(created)[:20]:
+                assert c.get(f"/v1/user_profiles/{pid}").status_code == 200
+
+
+def test_two_instances_on_one_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    key = "sk-ant-uprof-shared-instances"
+    with (
+        run_server(tmp_path / "a", database_url=postgres_url, api_key=key) as a,
+        run_server(tmp_path / "b", database_url=postgres_url, api_key=key) as b,
+        _client(a) as ca,
+        _client(b) as cb,
+    ):
+        ids = [ca.post("/v1/user_profiles", json={"name": f"p{i}"}).json()["id"] for i in range(5)]
+        # A profile written through one instance is read through the other ...
+        assert cb.get(f"/v1/user_profiles/{ids[0]}").json()["name"] == "p0"
+        # ... and a cursor made by one instance pages on the other (the secret is shared).
+        first = ca.get("/v1/user_profiles", params={"limit": 2}).json()
+        second = cb.get("/v1/user_profiles", params={"limit": 2, "page": first["next_page"]})
+        assert second.status_code == 200, second.text
+        seen = {p["id"] for p in first["data"]} | {p["id"] for p in second.json()["data"]}
+        assert len(seen) == 4
+
+
+def test_postgresql_data_survives_restart(tmp_path: Path, postgres_url: str) -> None:
+    with run_server(tmp_path, database_url=postgres_url) as server, _client(server) as c:
+        pid = c.post("/v1/user_profiles", json={"metadata": {"k": "v"}}).json()["id"]
+    with run_server(tmp_path, database_url=postgres_url) as server, _client(server) as c:
+        assert c.get(f"/v1/user_profiles/{pid}").json()["metadata"] == {"k": "v"}
