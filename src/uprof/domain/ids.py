@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import secrets
 from collections.abc import Callable
@@ -27,8 +27,13 @@ _TABLE = bytes((_ALPHABET[b % len(_ALPHABET)]).encode()[0] for b in range(256))
 
 
 def random_id(prefix: str, length: int = 24) -> str:
-    """``prefix_`` + 24 base58 characters, like ``uprof_011CZkZCu8hGbp5mYRQgUmz9``."""
-    return f"{prefix}_" + os.urandom(length).translate(_TABLE).decode("ascii")
+    """``prefix_`` + 24 base58 characters, like ``uprof_011CZkZCu8hGbp5mYRQgUmz9``.
+
+    Ids must be unique, not secret (every lookup is scoped by organization; keys and link
+    tokens use ``secrets``). The module's generator is seeded from the OS and reseeded in
+    every forked worker, and costs a fraction of an ``os.urandom`` system call.
+    """
+    return f"{prefix}_" + random.randbytes(length).translate(_TABLE).decode("ascii")
 
 
 def new_secret_token(nbytes: int = 32) -> str:

@@ -56,3 +56,15 @@ def fetch_all(conn: Connection, sql: Compiled, params: dict[str, Any]) -> list[A
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def execute(conn: Connection, sql: Compiled, params: dict[str, Any]) -> int:
+    """Run a write on the DBAPI connection under ``conn``; the number of rows it touched."""
+    if sql.constants:
+        params = {**sql.constants, **params}
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql.text, params)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()

@@ -21,7 +21,7 @@ from sqlalchemy import (
 
 from uprof.domain.model import Position, Profile
 from uprof.domain.rules import name_sort_key
-from uprof.store.compiled import StatementCache, fetch_all
+from uprof.store.compiled import StatementCache, execute, fetch_all
 from uprof.store.tables import user_profiles as t
 
 _statements = StatementCache()
@@ -70,7 +70,11 @@ def _from_row(row: Any) -> Profile:
 
 
 def _values(p: Profile) -> dict[str, Any]:
+    """Every column of the row, by column name."""
     return {
+        "id": p.id,
+        "org_id": p.org_id,
+        "created_at": p.created_at,
         "updated_at": p.updated_at,
         "access_type": p.access_type,
         "name": p.name,
@@ -88,18 +92,12 @@ def _values(p: Profile) -> dict[str, Any]:
 
 
 def insert_profile(conn: Connection, p: Profile) -> None:
-    conn.execute(insert(t).values(id=p.id, org_id=p.org_id, created_at=p.created_at, **_values(p)))
+    execute(conn, _statements.sql(conn, "insert", lambda: insert(t)), _values(p))
 
 
 def insert_many(conn: Connection, profiles: list[Profile]) -> None:
     """Bulk path (benchmarks, imports): one executemany."""
-    conn.execute(
-        insert(t),
-        [
-            {"id": p.id, "org_id": p.org_id, "created_at": p.created_at, **_values(p)}
-            for p in profiles
-        ],
-    )
+    conn.execute(insert(t), [_values(p) for p in profiles])
 
 
 def get_profile(
@@ -116,7 +114,14 @@ def get_profile(
 
 
 def save_profile(conn: Connection, p: Profile) -> None:
-    conn.execute(update(t).where(t.c.id == p.id, t.c.org_id == p.org_id).values(**_values(p)))
+    def build() -> Any:
+        where = (t.c.id == bindparam("where_id"), t.c.org_id == bindparam("where_org_id"))
+        return update(t).where(*where)
+
+    params = _values(p)
+    params["where_id"] = p.id
+    params["where_org_id"] = p.org_id
+    execute(conn, _statements.sql(conn, "save", build), params)
 
 
 def delete_profile(conn: Connection, org_id: str, profile_id: str) -> bool:
