@@ -7,8 +7,11 @@ import base64
 import pytest
 
 from tests.api.test_transport import V0324, V0818, V0904, assert_error
-from tests.conftest import Api
+from tests.conftest import START, Api
+from uprof.domain.model import Profile
 from uprof.service.clock import ManualClock
+from uprof.service.container import Services
+from uprof.store import profiles as profile_store
 
 
 def _make(api: Api, clock: ManualClock, names: list[str | None]) -> list[str]:
@@ -201,3 +204,58 @@ def test_list_shape_under_every_version(api: Api) -> None:
     for beta in (V0324, V0818, V0904, None):
         body = api.list(beta=beta).json()
         assert set(body) == {"data", "next_page"}
+
+
+def _seed(services: Services, org_id: str, statuses: list[str]) -> list[str]:
+    """Profiles straight into the store, with the given enforcement statuses (the operator side
+    that sets them is a later issue)."""
+    profiles = [
+        Profile(
+            id=f"uprof_seed{i:08d}{org_id[-6:]}",
+            org_id=org_id,
+            created_at=START + i,
+            updated_at=START + i,
+            enforcement_status=s,
+        )
+        for i, s in enumerate(statuses)
+    ]
+    services.db.write_sync(lambda conn: profile_store.insert_many(conn, profiles))
+    return [p.id for p in profiles]
+
+
+def _org(api: Api) -> str:
+    return str(api.list().headers["anthropic-organization-id"])
+
+
+def test_enforcement_filter_keeps_only_matching_profiles(api: Api, services: Services) -> None:
+    statuses = ["unrestricted", "banned", "restricted", "pending"] * 30
+    ids = _seed(services, _org(api), statuses)
+    expected = [i for i, s in zip(ids, statuses, strict=True) if s in ("banned", "pending")]
+    seen: list[str] = []
+    page = None
+    while True:
+        q = "enforcement_status[]=banned&enforcement_status[]=pending&limit=7&order=asc"
+        body = api.call("GET", f"/v1/user_profiles?{q}" + (f"&page={page}" if page else "")).json()
+        seen += [p["id"] for p in body["data"]]
+        assert all(p["enforcement_status"] in ("banned", "pending") for p in body["data"])
+        page = body["next_page"]
+        if page is None:
+            break
+    assert seen == expected
+
+
+def test_enforcement_filter_examines_a_bounded_number_per_request(
+    api: Api, services: Services
+) -> None:
+    _seed(services, _org(api), ["unrestricted"] * 1500 + ["banned"])
+    pages = []
+    page = None
+    while True:
+        q = "enforcement_status[]=banned&order=asc" + (f"&page={page}" if page else "")
+        body = api.call("GET", f"/v1/user_profiles?{q}").json()
+        pages.append(len(body["data"]))
+        page = body["next_page"]
+        if page is None:
+            break
+    # An empty first page with a cursor (1,000 examined), then the match.
+    assert pages == [0, 1]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
+
 from sqlalchemy import Connection
 
 from uprof.domain.cursor import decode_cursor, encode_cursor
 from uprof.domain.errors import profile_not_found
 from uprof.domain.ids import IdFactory, is_well_formed
-from uprof.domain.model import ListQuery, Profile
+from uprof.domain.model import ListQuery, Position, Profile
 from uprof.domain.requests import ProfileBody
 from uprof.domain.rules import apply_patch, new_profile
 from uprof.domain.versions import ContractVersion, translate_profile_body
@@ -83,41 +85,50 @@ class ProfileService:
 
     async def list(
         self, org_id: str, query: ListQuery, page: str | None
-    ) -> tuple[list[Profile], str | None]:
+    ) -> tuple[builtins.list[Profile], str | None]:
         after = None if page is None else decode_cursor(self._cursor_secret, org_id, query, page)
-        descending = query.order == "desc"
         wanted = set(query.enforcement_status)
-        budget = max(FILTER_SCAN_BUDGET, query.limit) if wanted else query.limit
-        # One row past the budget tells whether anything follows.
-        rows = await self._db.read(
+        # Without a filter, one row past the page tells whether anything follows. With one,
+        # rows are examined in chunks until the page is full or the budget is spent.
+        chunk = query.limit if not wanted else max(2 * query.limit, 100)
+        budget = query.limit if not wanted else max(FILTER_SCAN_BUDGET, query.limit)
+        page_rows: builtins.list[Profile] = []
+        examined = 0
+        last: Profile | None = None
+        while True:
+            n = min(chunk, budget - examined)
+            rows = await self._scan(org_id, query, after, n + 1)
+            more = len(rows) > n
+            for i, p in enumerate(rows[:n]):
+                examined += 1
+                last = p
+                if not wanted or p.enforcement_status in wanted:
+                    page_rows.append(p)
+                    if len(page_rows) == query.limit:
+                        more = more or i + 1 < n
+                        return page_rows, self._next_page(org_id, query, p, more)
+            if not more or examined >= budget or last is None:
+                return page_rows, self._next_page(org_id, query, last, more)
+            after = store.position_of(last, query.order_by)
+
+    async def _scan(
+        self, org_id: str, query: ListQuery, after: Position | None, n: int
+    ) -> builtins.list[Profile]:
+        return await self._db.read(
             lambda conn: store.scan(
                 conn,
                 org_id,
                 order_by=query.order_by,
-                descending=descending,
+                descending=query.order == "desc",
                 after=after,
-                n=budget + 1,
+                n=n,
             )
         )
-        more = len(rows) > budget
-        examined = rows[:budget]
-        if not wanted:
-            page_rows, last = examined, (examined[-1] if examined else None)
-        else:
-            page_rows = []
-            last = None
-            for i, p in enumerate(examined):
-                if p.enforcement_status in wanted:
-                    page_rows.append(p)
-                    if len(page_rows) == query.limit:
-                        last = p
-                        more = more or i + 1 < len(examined)
-                        break
-            else:
-                last = examined[-1] if examined else None
-        next_page = None
-        if more and last is not None:
-            next_page = encode_cursor(
-                self._cursor_secret, org_id, query, store.position_of(last, query.order_by)
-            )
-        return page_rows, next_page
+
+    def _next_page(
+        self, org_id: str, query: ListQuery, last: Profile | None, more: bool
+    ) -> str | None:
+        if not more or last is None:
+            return None
+        position = store.position_of(last, query.order_by)
+        return encode_cursor(self._cursor_secret, org_id, query, position)
