@@ -8,7 +8,7 @@ import re
 import secrets
 from collections.abc import Callable
 
-_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # base58
+_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # Bitcoin base58
 
 IdFactory = Callable[[str], str]
 
