@@ -86,6 +86,7 @@ def test_page_says_valid_then_expired(api: Api, clock: ManualClock) -> None:
     assert "text/html" in page.headers["content-type"]
     assert 'data-state="valid"' in page.text and pid in page.text
     assert page.headers["cache-control"] == "no-store"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
     clock.advance(15 * 60 - 1)
     assert api.client.get(_path(url)).status_code == 200
     clock.advance(1)

@@ -15,6 +15,8 @@ _env = Environment(
     autoescape=select_autoescape(["html"]),
 )
 
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+
 _TITLES = {
     LinkKind.ENROLLMENT: "Enroll in a program",
     LinkKind.ACTION: "Complete an action for your profile",
@@ -42,7 +44,12 @@ async def _link_page(request: Request, kind: str) -> HTMLResponse:
     return HTMLResponse(
         html,
         status_code=status,
-        headers={"cache-control": "no-store", "referrer-policy": "no-referrer"},
+        headers={
+            "cache-control": "no-store",
+            "referrer-policy": "no-referrer",
+            # The page is self-contained: inline styles, an inline icon, nothing to fetch.
+            "content-security-policy": _CSP,
+        },
     )
 
 
