@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from sqlalchemy import exc
@@ -14,9 +15,10 @@ from starlette.responses import Response
 from uprof.config import Settings, settings_from_env
 from uprof.domain.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound
 from uprof.domain.ids import IdFactory, random_id
+from uprof.http.dispatch import ApiDispatch
 from uprof.http.errors import error_response
 from uprof.http.middleware import RequestIdMiddleware
-from uprof.http.routes import routes
+from uprof.http.routes import api_routes, routes
 from uprof.service.clock import Clock, system_clock
 from uprof.service.container import Services
 from uprof.service.keys import KeyService
@@ -71,7 +73,7 @@ async def _http_error(request: Request, err: Exception) -> Response:
     return error_response(api_err, _request_id(request))
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
+def create_app(settings: Settings, *, services: Services | None = None) -> ApiDispatch:
     svc = services or build_services(settings)
 
     @contextlib.asynccontextmanager
@@ -90,9 +92,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
     app.router.redirect_slashes = False
     app.state.services = svc
     app.add_middleware(RequestIdMiddleware)
-    return app
+    # The API's routes are dispatched before Starlette (it gets everything else).
+    return ApiDispatch(app, api_routes, svc)
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ApiDispatch:
     """Factory for ``uvicorn --factory`` (and so for ``--workers N``): settings from UPROF_*."""
-    return create_app(settings_from_env())
+    app = create_app(settings_from_env())
+    # Everything alive now (modules, the app, the services) lives as long as the process: keep
+    # it out of the collector's generations, so a full collection walks only per-request garbage
+    # (tens of milliseconds less on the requests that trigger one).
+    gc.collect()
+    gc.freeze()
+    return app

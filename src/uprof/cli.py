@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,15 @@ _db_option = click.option(
     help="sqlite:///PATH (default: ./data/uprof.db, or $UPROF_DATA_DIR/uprof.db) or "
     "postgresql://USER@HOST:PORT/DB.  [env: UPROF_DATABASE_URL]",
 )
+
+
+# How `uprof serve` runs uvicorn; the benchmark's bare baseline app uses the same (bench/).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "log_level": "info",
+    "timeout_graceful_shutdown": 10,
+}
 
 
 def _settings(**overrides: object) -> Settings:
@@ -92,11 +101,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
         access_log=access_log,
-        log_level="info",
-        timeout_graceful_shutdown=10,
+        **UVICORN_OPTIONS,
     )
 
 

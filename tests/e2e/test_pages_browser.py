@@ -102,15 +102,12 @@ class Tab:
         foreign = [u for u in self.requests if urlsplit(u)[:2] != origin]
         assert not foreign, f"the page loaded external resources: {foreign}"
         # Chromium logs a 404/410 document as a console error; the statuses are asserted
-        # separately. The page declares an inline icon, so there is no /favicon.ico probe. Anything else (a script error, a blocked
-        # resource) fails.
+        # separately. The page declares an inline icon, so there is no /favicon.ico probe.
+        # Anything else (a script error, a blocked resource, a CSP violation) fails.
         errors = [
             (message, url)
             for message, url in self.errors
-            if not (
-                message.startswith("Failed to load resource")
-                and url in self.opened
-            )
+            if not (message.startswith("Failed to load resource") and url in self.opened)
         ]
         assert not errors, f"console errors: {errors}"
 

@@ -16,21 +16,39 @@ _RFC3339 = re.compile(
 )
 
 
-def format_us(us: int) -> str:
-    """Microseconds since the epoch to RFC 3339 in UTC with a ``Z`` suffix."""
-    seconds, frac = divmod(us, 1_000_000)
+# The text of each whole second formatted lately: every response formats two or three
+# timestamps, a page of a list sixty, and neighbouring profiles share their seconds. Bounded:
+# emptied when full.
+_SECONDS: dict[int, str] = {}
+_SECONDS_MAX = 65_536
+
+
+def _second_text(seconds: int) -> str:
     try:
         t = time.gmtime(seconds)  # several times cheaper than datetime + strftime
-        text = (
+        return (
             f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
             f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
         )
     except (OverflowError, OSError, ValueError):
-        text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+        return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def format_us(us: int) -> str:
+    """Microseconds since the epoch to RFC 3339 in UTC with a ``Z`` suffix."""
+    seconds, frac = divmod(us, 1_000_000)
+    text = _SECONDS.get(seconds)
+    if text is None:
+        text = _second_text(seconds)
+        if len(_SECONDS) >= _SECONDS_MAX:
+            _SECONDS.clear()
+        _SECONDS[seconds] = text
+    if not frac:
+        return text + "Z"
     if frac % 1000 == 0:
         # Whole seconds print none, whole milliseconds three digits (the API's own style).
-        return text + (f".{frac // 1000:03d}Z" if frac else "Z")
-    return text + f".{frac:06d}Z"
+        return f"{text}.{frac // 1000:03d}Z"
+    return f"{text}.{frac:06d}Z"
 
 
 def to_us(dt: datetime) -> int:

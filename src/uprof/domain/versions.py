@@ -7,6 +7,7 @@ ask "which version is this?"; they hand the version to ``render`` and ``translat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -37,6 +38,34 @@ Getter = Callable[[Profile, Detail], Any]
 class ViewField:
     name: str
     get: Getter
+    # When the value is a profile attribute as it is, or a constant, say so: the compiled view
+    # (``compile_view``) then reads it inline instead of calling ``get``.
+    attr: str | None = None
+    const: str | None = None
+
+
+Renderer = Callable[[Profile, Detail], dict[str, Any]]
+
+
+def compile_view(view: tuple[ViewField, ...]) -> Renderer:
+    """The view as one function returning one dict literal: every response renders one profile
+    or a page of them, and a call per field costs more than the field."""
+    namespace: dict[str, Any] = {}
+    items = []
+    for i, f in enumerate(view):
+        if f.attr is not None:
+            if not f.attr.isidentifier():
+                raise ValueError(f"not an attribute name: {f.attr!r}")
+            items.append(f"{f.name!r}: p.{f.attr}")
+        elif f.const is not None:
+            items.append(f"{f.name!r}: {f.const!r}")
+        else:
+            namespace[f"get_{i}"] = f.get
+            items.append(f"{f.name!r}: get_{i}(p, detail)")
+    source = "def render(p, detail):\n    return {" + ", ".join(items) + "}\n"
+    exec(source, namespace)
+    renderer: Renderer = namespace["render"]
+    return renderer
 
 
 @dataclass(frozen=True)
@@ -49,6 +78,10 @@ class ContractVersion:
     enforcement_filter: bool
     # What to tell a client who sent a field this version does not take.
     hints: tuple[tuple[str, str], ...] = ()
+    renderer: Renderer = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "renderer", compile_view(self.view))
 
     @property
     def is_beta(self) -> bool:
@@ -89,20 +122,22 @@ def _enforcement_actions(p: Profile, _: Detail) -> list[Any]:
 
 _RELATIONSHIP_OF = {"application": "external", "passthrough": "resold"}
 
-ID = ViewField("id", lambda p, _: p.id)
-TYPE = ViewField("type", lambda p, _: "user_profile")
+ID = ViewField("id", lambda p, _: p.id, attr="id")
+TYPE = ViewField("type", lambda p, _: "user_profile", const="user_profile")
 CREATED_AT = ViewField("created_at", lambda p, _: format_us(p.created_at))
 UPDATED_AT = ViewField("updated_at", lambda p, _: format_us(p.updated_at))
-METADATA = ViewField("metadata", lambda p, _: p.metadata)
-NAME = ViewField("name", lambda p, _: p.name)
-ACCESS_TYPE = ViewField("access_type", lambda p, _: p.access_type)
+METADATA = ViewField("metadata", lambda p, _: p.metadata, attr="metadata")
+NAME = ViewField("name", lambda p, _: p.name, attr="name")
+ACCESS_TYPE = ViewField("access_type", lambda p, _: p.access_type, attr="access_type")
 RELATIONSHIP = ViewField("relationship", lambda p, _: _RELATIONSHIP_OF[p.access_type])
-EXTERNAL_ID = ViewField("external_id", lambda p, _: p.reference_id)
+EXTERNAL_ID = ViewField("external_id", lambda p, _: p.reference_id, attr="reference_id")
 ONBOARDED_AT = ViewField("external_user_onboarded_at", lambda p, _: _ts(p.onboarded_at))
 DETAILS = ViewField("external_user_details", _details)
 TRUST_GRANTS = ViewField("trust_grants", _trust_grants)
 PROGRAMS = ViewField("programs", _programs)
-ENFORCEMENT_STATUS = ViewField("enforcement_status", lambda p, _: p.enforcement_status)
+ENFORCEMENT_STATUS = ViewField(
+    "enforcement_status", lambda p, _: p.enforcement_status, attr="enforcement_status"
+)
 ENFORCEMENT_ACTIONS = ViewField("enforcement_actions", _enforcement_actions)
 
 _COMMON = (ID, TYPE, CREATED_AT, UPDATED_AT, METADATA, NAME)
@@ -160,7 +195,7 @@ BETA_VERSIONS: dict[str, ContractVersion] = {
 
 
 def render(version: ContractVersion, profile: Profile, detail: Detail) -> dict[str, Any]:
-    return {f.name: f.get(profile, detail) for f in version.view}
+    return version.renderer(profile, detail)
 
 
 # --- requests ----------------------------------------------------------------------------------

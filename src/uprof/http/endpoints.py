@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from starlette.requests import Request
@@ -21,20 +20,47 @@ from uprof.service.container import Services
 _encode = msgspec.json.Encoder().encode
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class Caller(NamedTuple):
     org_id: str
     version: ContractVersion
 
 
 def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
+    # ApiDispatch puts them in the scope; routes Starlette dispatches find them on the app.
+    svc: Services | None = request.scope.get("uprof.services")
+    return svc if svc is not None else request.app.state.services
+
+
+_CALLER_HEADERS = frozenset(
+    {b"x-api-key", b"authorization", b"anthropic-version", b"anthropic-beta"}
+)
+
+
+class CallerHeaders:
+    """The headers every API request is checked on, gathered in one pass over the raw list (a
+    ``Headers`` lookup scans the whole list once per name); same ``get``/``getlist`` API."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        values: dict[str, list[str]] = {}
+        for name, value in raw:
+            name = name.lower()
+            if name in _CALLER_HEADERS:
+                values.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        self._values = values
+
+    def get(self, name: str) -> str | None:
+        found = self._values.get(name)
+        return found[0] if found else None
+
+    def getlist(self, name: str) -> list[str]:
+        return self._values.get(name, [])
 
 
 async def _caller(request: Request) -> Caller:
     """Authenticate, check anthropic-version, pick the contract version."""
-    headers = request.headers
+    headers = CallerHeaders(request.scope["headers"])
     keys: list[str] = []
     api_key = headers.get("x-api-key")
     if api_key:
@@ -47,20 +73,54 @@ async def _caller(request: Request) -> Caller:
         keys.append(token.strip())
     if not keys:
         raise AuthenticationFailed("x-api-key header is required")
-    orgs = {await services(request).keys.authenticate(k) for k in set(keys)}
-    # Both headers may be sent (SDK 2.x plus a custom x-api-key); they must agree.
-    if None in orgs or len(orgs) != 1:
+    authenticate = services(request).keys.authenticate
+    if len(keys) == 1:
+        org_id = await authenticate(keys[0])
+    else:
+        # Both headers may be sent (SDK 2.x plus a custom x-api-key); they must agree.
+        orgs = {await authenticate(k) for k in set(keys)}
+        org_id = orgs.pop() if len(orgs) == 1 else None
+    if org_id is None:
         raise AuthenticationFailed("invalid x-api-key")
-    check_api_version(headers)
-    return Caller(org_id=next(iter(orgs)), version=contract_version(headers))  # type: ignore[arg-type]
+    return Caller(org_id, _negotiate(headers))
+
+
+# Clients send the same anthropic-version and anthropic-beta headers on every request: the
+# outcome of checking them is kept per distinct pair of values (only outcomes that succeed).
+_VERSIONS: dict[tuple[tuple[str, ...], tuple[str, ...]], ContractVersion] = {}
+_VERSIONS_MAX = 1024
+
+
+def _negotiate(headers: CallerHeaders) -> ContractVersion:
+    key = (tuple(headers.getlist("anthropic-version")), tuple(headers.getlist("anthropic-beta")))
+    version = _VERSIONS.get(key)
+    if version is None:
+        check_api_version(headers)
+        version = contract_version(headers)
+        if len(_VERSIONS) >= _VERSIONS_MAX:
+            _VERSIONS.clear()
+        _VERSIONS[key] = version
+    return version
+
+
+class JsonResponse(Response):
+    """A 200 JSON response with the organization header: the raw headers built directly."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, org_id: str) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"anthropic-organization-id", org_id.encode("latin-1")),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", b"application/json"),
+        ]
 
 
 def _json(data: Any, caller: Caller) -> Response:
-    return Response(
-        _encode(data),
-        media_type="application/json",
-        headers={"anthropic-organization-id": caller.org_id},
-    )
+    return JsonResponse(_encode(data), caller.org_id)
 
 
 def _profile_id(request: Request) -> str:

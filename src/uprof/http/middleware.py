@@ -45,18 +45,20 @@ class RequestIdMiddleware:
             log.exception("unhandled error in request %s", request_id)
             if started:
                 raise
-            err = InternalError("An internal error occurred; the request_id identifies it")
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": err.status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        *(
-                            (k.encode(), v.encode())
-                            for k, v in error_headers(err, request_id).items()
-                        ),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": error_body(err, request_id)})
+            await send_internal_error(send, request_id)
+
+
+async def send_internal_error(send: Send, request_id: str) -> None:
+    """The API's 500 envelope, for anything that escaped the app before the response began."""
+    err = InternalError("An internal error occurred; the request_id identifies it")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": err.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                *((k.encode(), v.encode()) for k, v in error_headers(err, request_id).items()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": error_body(err, request_id)})

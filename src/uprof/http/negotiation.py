@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
+from typing import Protocol
 
 from uprof.domain.errors import InvalidRequest
 from uprof.domain.versions import BETA_VERSIONS, GA, ContractVersion
@@ -74,7 +74,13 @@ KNOWN_BETAS = frozenset(
 )
 
 
-def check_api_version(headers: Headers) -> None:
+class HeaderLists(Protocol):
+    """Starlette's ``Headers``, or anything else that lists a header's values by name."""
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+def check_api_version(headers: HeaderLists) -> None:
     values = headers.getlist("anthropic-version")
     if not values:
         raise InvalidRequest("anthropic-version: header is required")
@@ -83,7 +89,7 @@ def check_api_version(headers: Headers) -> None:
         raise InvalidRequest(f'anthropic-version: "{shown}" is not a valid version')
 
 
-def contract_version(headers: Headers) -> ContractVersion:
+def contract_version(headers: HeaderLists) -> ContractVersion:
     """Every anthropic-beta header, comma lists included; the first user-profiles value wins.
 
     The SDKs append their default after the caller's choice (``betas=[X]`` sends

@@ -67,7 +67,7 @@ class ProfileService:
                 raise profile_not_found(profile_id)
             updated = apply_patch(current, patch, now)
             if updated is not current:
-                store.save_profile(conn, updated)
+                store.save_profile(conn, updated, previous=current)
             return updated
 
         return await self._db.write(work)

@@ -50,12 +50,9 @@ def fetch_all(conn: Connection, sql: Compiled, params: dict[str, Any]) -> list[A
     """Run on the DBAPI connection under ``conn`` (inside whatever transaction it holds)."""
     if sql.constants:
         params = {**sql.constants, **params}
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql.text, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
+    raw: Any = conn.connection.driver_connection
+    rows: list[Any] = raw.execute(sql.text, params).fetchall()
+    return rows
 
 
 def execute(conn: Connection, sql: Compiled, params: dict[str, Any]) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import psycopg
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import QueuePool, SingletonThreadPool, StaticPool
 
@@ -255,22 +255,35 @@ class SqliteDatabase:
 
 
 class PostgresDatabase:
+    """Units of work run in worker threads on pooled connections, one thread hop each.
+
+    The threads are limited to the pool's size, so a unit of work never waits for a connection
+    and the pool never opens a connection beyond its size (a new PostgreSQL connection is a new
+    server process: opening and closing them under load costs more than the queries). Reads
+    run in autocommit mode, one round trip each (no BEGIN/COMMIT): every read the services make
+    is a single statement, as on SQLite.
+    """
+
     dialect = "postgresql"
 
     def __init__(self, url: str, *, pool_size: int = 10):
         self.url = normalize_url(url)
+        self._pool_size = pool_size
         self.engine = create_engine(
             self.url,
             poolclass=QueuePool,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=0,
             pool_pre_ping=True,
             pool_timeout=10,
         )
+        # The same pool, with connections in autocommit mode while they serve a read.
+        self._read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._limiter_of: tuple[asyncio.AbstractEventLoop, CapacityLimiter] | None = None
 
-    def _run(self, fn: Callable[[Connection], T]) -> T:
+    def _run(self, fn: Callable[[Connection], T], engine: Engine | None = None) -> T:
         try:
-            with self.engine.begin() as conn:
+            with (engine or self.engine).begin() as conn:
                 return fn(conn)
         except (
             exc.OperationalError,
@@ -281,14 +294,27 @@ class PostgresDatabase:
         ) as e:
             raise _storage_error(e) from e
 
-    read_sync = _run
-    write_sync = _run
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        return self._run(fn, self._read_engine)
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        return self._run(fn)
+
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        return self._run(fn)
+
+    def _limiter(self) -> CapacityLimiter:
+        # One per event loop (a limiter belongs to the loop it was made on).
+        loop = asyncio.get_running_loop()
+        if self._limiter_of is None or self._limiter_of[0] is not loop:
+            self._limiter_of = (loop, CapacityLimiter(self._pool_size))
+        return self._limiter_of[1]
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        return await to_thread.run_sync(self._run, fn)
+        return await to_thread.run_sync(self._read, fn, limiter=self._limiter())
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        return await to_thread.run_sync(self._run, fn)
+        return await to_thread.run_sync(self._run, fn, limiter=self._limiter())
 
     def start(self) -> None:
         pass
