@@ -12,8 +12,8 @@ stamp="$VENV/.uprof-installed-$1"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   echo "==> installing uprof ($1) into $VENV" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  if [ "$1" = "test" ]; then
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+  if [ "$1" = "test" ] || [ "$1" = "bench" ]; then
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$1]"
   else
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT"
   fi

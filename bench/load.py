@@ -1,0 +1,263 @@
+"""The bulk loader: N profiles for the bench key's organization, written straight through the
+store's schema and row mapping, fast enough that 10M profiles take minutes.
+
+* SQLite: a fresh file, filled with ``executemany`` on the raw sqlite3 connection in large
+  transactions with ``journal_mode=OFF, synchronous=OFF`` (load only: nothing is acknowledged to
+  anyone, and a crash leaves only the ``.loading`` file, which the next load starts over). The
+  two secondary indexes are dropped first and rebuilt at the end (one sort instead of N random
+  inserts): safe because nothing else can see the file until it is renamed into place. The
+  server then opens it in WAL mode with its own durability settings.
+* PostgreSQL: a database of its own per size, filled with COPY, the secondary indexes rebuilt
+  after it. A side file records that the load completed.
+
+Loaded databases are kept under the data directory (``bench/.data``), one per size, and reused:
+10M is loaded once. A sample of the loaded ids goes to ``<name>.ids`` for the wrk scripts.
+
+    python bench/load.py 1M [--postgres] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import click
+from sqlalchemy import create_engine, insert, text
+
+from bench.common import (
+    BENCH_KEY,
+    DEFAULT_DATA_DIR,
+    LOAD_SPACING_US,
+    bench_profile,
+    parse_size,
+    size_label,
+)
+from uprof.domain.ids import random_id
+from uprof.service.clock import system_clock
+from uprof.service.keys import KeyService, hash_key
+from uprof.store import keys as key_store
+from uprof.store import profiles as profile_store
+from uprof.store.compiled import Compiled
+from uprof.store.database import normalize_url, open_database
+from uprof.store.migrate import migrate
+from uprof.store.tables import user_profiles
+
+ID_SAMPLE = 200_000  # ids written for the wrk scripts, spread evenly over the load
+_BATCH = 50_000
+_SECONDARY = ("ix_user_profiles_org_created", "ix_user_profiles_org_name")
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Loaded:
+    """A loaded store: where it is, whose profiles, and what marks a loaded row."""
+
+    n: int
+    database_url: str
+    org_id: str
+    ids_path: str
+    max_created_at: int  # rows created later were made by a benchmark run
+    load_seconds: float
+
+    def meta_path(self, data_dir: Path) -> Path:
+        return data_dir / (Path(self.ids_path).stem + ".json")
+
+
+def _prepare_schema(database_url: str) -> str:
+    """Migrate, add the bench key; the organization the key belongs to."""
+    db = open_database(database_url)
+    try:
+        migrate(db)
+        KeyService(db, system_clock, random_id).ensure_key(BENCH_KEY)
+        org_id = db.read_sync(lambda c: key_store.org_for_key_hash(c, hash_key(BENCH_KEY)))
+        assert org_id is not None
+        return org_id
+    finally:
+        db.close()
+
+
+def _rows(n: int, org_id: str, ids_file: Path, label: str) -> Iterator[list[dict[str, object]]]:
+    """Batches of row dicts (the store's own mapping), with a progress bar and the id sample."""
+    start_us = system_clock() - (n + 1) * LOAD_SPACING_US
+    every = max(1, n // ID_SAMPLE)
+    with (
+        open(ids_file, "w") as ids,
+        click.progressbar(
+            length=n, label=f"loading {label}", show_pos=True, show_eta=True, width=30
+        ) as bar,
+    ):
+        for lo in range(0, n, _BATCH):
+            batch = []
+            for i in range(lo, min(n, lo + _BATCH)):
+                p = bench_profile(i, random_id("uprof"), org_id, start_us + i * LOAD_SPACING_US)
+                if i % every == 0:
+                    ids.write(p.id + "\n")
+                batch.append(profile_store._values(p))
+            yield batch
+            bar.update(len(batch))
+
+
+def load_sqlite(n: int, data_dir: Path) -> Loaded:
+    name = f"sqlite-{size_label(n)}"
+    final = data_dir / f"{name}.db"
+    meta = data_dir / f"{name}.json"
+    if final.exists() and meta.exists():
+        return Loaded(**json.loads(meta.read_text()))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / f"{name}.loading"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    t0 = time.monotonic()
+    org_id = _prepare_schema(f"sqlite:///{tmp}")
+    ids_path = data_dir / f"{name}.ids"
+    raw = sqlite3.connect(tmp, isolation_level=None)
+    raw.execute("PRAGMA journal_mode=OFF")
+    raw.execute("PRAGMA synchronous=OFF")
+    raw.execute("PRAGMA cache_size=-1048576")  # 1 GiB
+    raw.execute("PRAGMA temp_store=MEMORY")
+    index_sql = [
+        sql
+        for (sql,) in raw.execute(
+            "SELECT sql FROM sqlite_master WHERE type='index' AND name IN (?, ?)", _SECONDARY
+        )
+    ]
+    for ix in _SECONDARY:
+        raw.execute(f"DROP INDEX {ix}")
+    sql = Compiled(insert(user_profiles), _sqlite_dialect()).text
+    max_created = 0
+    for batch in _rows(n, org_id, ids_path, f"{size_label(n)} profiles into SQLite"):
+        raw.execute("BEGIN")
+        raw.executemany(sql, batch)
+        raw.execute("COMMIT")
+        max_created = int(batch[-1]["created_at"])  # type: ignore[call-overload]
+    click.echo("  rebuilding the secondary indexes ...")
+    for stmt in index_sql:
+        raw.execute(stmt)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.close()
+    os.replace(tmp, final)
+    loaded = Loaded(
+        n=n,
+        database_url=f"sqlite:///{final}",
+        org_id=org_id,
+        ids_path=str(ids_path),
+        max_created_at=max_created,
+        load_seconds=round(time.monotonic() - t0, 1),
+    )
+    meta.write_text(json.dumps(asdict(loaded), indent=2))
+    return loaded
+
+
+def _sqlite_dialect():  # type: ignore[no-untyped-def]
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.dialect()
+
+
+def load_postgres(n: int, data_dir: Path, admin_url: str = PG_ADMIN_URL) -> Loaded:
+    name = f"postgres-{size_label(n)}"
+    dbname = f"uprof_bench_{size_label(n).lower()}"
+    meta = data_dir / f"{name}.json"
+    base = normalize_url(admin_url).rpartition("/")[0]
+    url = f"{base}/{dbname}"
+    admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": dbname}
+        ).first()
+        if exists and meta.exists():
+            admin.dispose()
+            return Loaded(**json.loads(meta.read_text()))
+        meta.unlink(missing_ok=True)
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+    admin.dispose()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    org_id = _prepare_schema(url)
+    ids_path = data_dir / f"{name}.ids"
+    engine = create_engine(url)
+    columns = [c.name for c in user_profiles.columns]
+    max_created = 0
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            index_sql = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = ANY(%s)", [list(_SECONDARY)]
+                )
+            ]
+            for ix in _SECONDARY:
+                cur.execute(f"DROP INDEX {ix}")
+            raw.commit()
+            copy_sql = f"COPY user_profiles ({', '.join(columns)}) FROM STDIN"
+            for batch in _rows(n, org_id, ids_path, f"{size_label(n)} profiles into PostgreSQL"):
+                with cur.copy(copy_sql) as copy:
+                    for row in batch:
+                        copy.write_row([row[c] for c in columns])
+                raw.commit()
+                max_created = int(batch[-1]["created_at"])  # type: ignore[call-overload]
+            click.echo("  rebuilding the secondary indexes, VACUUM ANALYZE ...")
+            cur.execute("SET maintenance_work_mem = '1GB'")
+            for stmt in index_sql:
+                cur.execute(stmt)
+            raw.commit()
+        raw.autocommit = True
+        raw.execute("VACUUM ANALYZE user_profiles")
+        raw.autocommit = False
+    engine.dispose()
+    loaded = Loaded(
+        n=n,
+        database_url=url,
+        org_id=org_id,
+        ids_path=str(ids_path),
+        max_created_at=max_created,
+        load_seconds=round(time.monotonic() - t0, 1),
+    )
+    meta.write_text(json.dumps(asdict(loaded), indent=2))
+    return loaded
+
+
+def reset(loaded: Loaded) -> int:
+    """Remove what earlier benchmark runs created, so each run starts from exactly N profiles.
+    (Updates only rewrite one metadata key of loaded profiles; they need no undoing.)"""
+    engine = create_engine(normalize_url(loaded.database_url))
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                text("DELETE FROM user_profiles WHERE org_id = :o AND created_at > :t"),
+                {"o": loaded.org_id, "t": loaded.max_created_at},
+            )
+            return int(result.rowcount)
+    finally:
+        engine.dispose()
+
+
+def load(n: int, *, postgres: bool, data_dir: Path = DEFAULT_DATA_DIR) -> Loaded:
+    return load_postgres(n, data_dir) if postgres else load_sqlite(n, data_dir)
+
+
+@click.command()
+@click.argument("sizes")
+@click.option("--postgres", is_flag=True, help="Load PostgreSQL instead of SQLite.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR)
+def main(sizes: str, postgres: bool, data_dir: Path) -> None:
+    """Load (or find already loaded) stores of SIZES profiles, e.g. 1k,1M,10M."""
+    for part in sizes.split(","):
+        loaded = load(parse_size(part), postgres=postgres, data_dir=data_dir)
+        click.echo(json.dumps(asdict(loaded)))
+
+
+if __name__ == "__main__":
+    main()

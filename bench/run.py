@@ -1,0 +1,989 @@
+"""The benchmark: uprof against the bare baseline, side by side, in one run, as ratios.
+
+    .venv/bin/python bench/run.py --sizes 1k,1M [--postgres] [--workers 1,2] [--duration 10s]
+                                  [--soak 600] [--crash-check]
+
+For each worker count it starts the baseline (bench/baseline.py: a bare ASGI app returning a
+constant profile-sized body, on the same uvicorn settings as ``uprof serve``), and for each
+backend (SQLite; PostgreSQL with --postgres) and size it loads the store (cached under
+bench/.data), starts ``uprof serve`` on it, and drives both with wrk at 64 connections: GET one
+profile, list (walking pages), create, update. Each scenario runs on the baseline and then on
+uprof right after it, so both see the same machine; the ratio is uprof / baseline.
+
+Prints req/s, p50/p99, the ratio, peak RSS and whether the target is met; writes
+bench/results/<timestamp>.json and a PNG chart. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import click
+import httpx
+import psutil
+
+from bench.common import (
+    BENCH_KEY,
+    DEFAULT_DATA_DIR,
+    RESULTS_DIR,
+    ROOT,
+    WRK_DIR,
+    parse_size,
+    size_label,
+)
+from bench.load import Loaded, load, reset
+
+SCENARIOS = ("get", "list", "create", "update")
+# Throughput as a fraction of the baseline's, and p99, each scenario must reach (issue 3).
+TARGET_RATIO = {"get": 0.5, "list": 0.3, "create": 0.25, "update": 0.25}
+TARGET_P99_MS = 10.0
+# Largest store against the smallest: GET and list within 1.25x, create within 0.8x.
+SCALING_TARGET = {"get": 1.25, "list": 1.25, "create": 1 / 0.8}
+
+RED, GREEN, BOLD, RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
+
+
+def _color(text: str, color: str) -> str:
+    return f"{color}{text}{RESET}" if sys.stdout.isatty() else text
+
+
+def parse_duration(text: str) -> int:
+    m = re.fullmatch(r"(\d+)([smh]?)", text.strip())
+    if m is None:
+        raise click.BadParameter(f"not a duration: {text!r} (use e.g. 10s, 2m)")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+# --- the machine and pinning ---------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        wrk_version = wrk.splitlines()[0].split(" Copyright")[0] if wrk else "?"
+    except OSError:
+        wrk_version = "not installed"
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "usable_cores": sorted(os.sched_getaffinity(0)),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "wrk": wrk_version,
+    }
+
+
+@dataclass
+class Pinning:
+    server: list[int] | None
+    wrk: list[int] | None
+    note: str
+
+    def prefix(self, cores: list[int] | None) -> list[str]:
+        return ["taskset", "-c", ",".join(map(str, cores))] if cores else []
+
+
+def plan_pinning(workers: int) -> Pinning:
+    cores = sorted(os.sched_getaffinity(0))
+    have_taskset = subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
+    if not have_taskset:
+        return Pinning(None, None, "not pinned: taskset is not installed")
+    if len(cores) < workers + 1:
+        return Pinning(
+            None,
+            None,
+            f"not pinned: {workers} server worker(s) and wrk need {workers + 1} cores, this "
+            f"machine has {len(cores)}; they share the cores, and wrk's CPU time is taken "
+            "from the server's",
+        )
+    server, wrk = cores[:workers], [cores[workers]]
+    return Pinning(
+        server,
+        wrk,
+        f"pinned: server (and its {workers} worker(s)) on core(s) "
+        f"{','.join(map(str, server))}, wrk on core {wrk[0]}"
+        + (
+            f"; cores {','.join(map(str, cores[workers + 1 :]))} left free"
+            if len(cores) > workers + 1
+            else ""
+        ),
+    )
+
+
+# --- servers -------------------------------------------------------------------------------------
+
+
+def prewarm(database_url: str) -> None:
+    """Read a SQLite store once, so that its pages are in the OS cache as they would be on a
+    server that has been up a while (the first run after a load or a reboot is otherwise a
+    disk benchmark)."""
+    if not database_url.startswith("sqlite:///"):
+        return
+    path = Path(database_url[len("sqlite:///") :])
+    with open(path, "rb", buffering=0) as f:
+        while f.read(16 << 20):
+            pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+
+@contextlib.contextmanager
+def start_server(
+    name: str, cmd: list[str], env: dict[str, str], log_path: Path, port: int
+) -> Iterator[Server]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = Server(name, f"http://127.0.0.1:{port}", proc, log_path)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}):\n{log_path.read_text()}")
+            try:
+                r = httpx.get(server.url + "/healthz", timeout=2)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def baseline_cmd(port: int, workers: int, pin: Pinning) -> list[str]:
+    return [
+        *pin.prefix(pin.server),
+        sys.executable,
+        str(ROOT / "bench" / "baseline.py"),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+def uprof_cmd(port: int, workers: int, pin: Pinning, url: str, synchronous: str) -> list[str]:
+    return [
+        *pin.prefix(pin.server),
+        sys.executable,
+        "-m",
+        "uprof",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        url,
+        "--workers",
+        str(workers),
+        "--sqlite-synchronous",
+        synchronous,
+    ]
+
+
+UPROF_SRC = ROOT / "src"
+
+
+def server_env(extra: dict[str, str] | None = None, *, src: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPROF_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(src or UPROF_SRC), str(ROOT)])
+    env["UPROF_BOOTSTRAP_API_KEY"] = BENCH_KEY
+    env.update(extra or {})
+    return env
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+class Sampler:
+    """Samples the server's process tree (RSS summed over the supervisor and its workers) and the
+    CPU time of the server, wrk and PostgreSQL while a scenario runs."""
+
+    def __init__(self, server: Server, interval: float = 0.25) -> None:
+        self.server = server
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        total = 0
+        for p in self.server.tree():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic() - t0, self.rss()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak(self) -> int:
+        return max((s for _, s in self.samples), default=0)
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def postgres_processes() -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("postgres", "postmaster"):
+            found.append(p)
+    return found
+
+
+@dataclass
+class Run:
+    """One wrk run against one server."""
+
+    target: str
+    scenario: str
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    requests: int
+    errors: dict[str, int]
+    peak_rss_mib: float
+    cpu: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def wrk(
+    url: str,
+    scenario: str,
+    *,
+    seconds: int,
+    connections: int,
+    ids_path: str,
+    pin: Pinning,
+    extra_env: dict[str, str] | None = None,
+    during: Any = None,
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str] | None]:
+    env = {
+        **os.environ,
+        "BENCH_WRK_DIR": str(WRK_DIR),
+        "BENCH_KEY": BENCH_KEY,
+        "BENCH_IDS": ids_path,
+        "BENCH_SCENARIO": scenario,
+        **(extra_env or {}),
+    }
+    cmd = [
+        *pin.prefix(pin.wrk),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_DIR / f"{scenario}.lua"),
+        url,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if during is not None:
+        during(proc)
+    out, err = proc.communicate()
+    for line in out.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON ") :]), None
+    raise RuntimeError(f"wrk printed no result (exit {proc.returncode}):\n{out}\n{err}")
+
+
+def measure(
+    server: Server,
+    scenario: str,
+    *,
+    seconds: int,
+    connections: int,
+    ids_path: str,
+    pin: Pinning,
+    postgres: bool,
+) -> Run:
+    wrk_procs: list[psutil.Process] = []
+    server_procs = server.tree()
+    pg_procs = postgres_processes() if postgres else []
+    before = {"server": cpu_seconds(server_procs), "postgres": cpu_seconds(pg_procs)}
+    wrk_cpu: dict[str, float] = {}
+
+    def during(proc: subprocess.Popen[str]) -> None:
+        # wrk's own CPU time, read just before it exits (it is gone by communicate()'s end)
+        with contextlib.suppress(psutil.Error):
+            p = psutil.Process(proc.pid)
+            wrk_procs.append(p)
+
+            def watch() -> None:
+                while proc.poll() is None:
+                    with contextlib.suppress(psutil.Error):
+                        t = p.cpu_times()
+                        wrk_cpu["wrk"] = t.user + t.system
+                    time.sleep(0.2)
+
+            threading.Thread(target=watch, daemon=True).start()
+
+    t0 = time.monotonic()
+    with Sampler(server) as sampler:
+        result, _ = wrk(
+            server.url,
+            scenario,
+            seconds=seconds,
+            connections=connections,
+            ids_path=ids_path,
+            pin=pin,
+            during=during,
+        )
+    wall = time.monotonic() - t0
+    cpu = {
+        "server": (cpu_seconds(server.tree()) - before["server"]) / wall,
+        "wrk": wrk_cpu.get("wrk", 0.0) / wall,
+    }
+    if postgres:
+        cpu["postgres"] = (cpu_seconds(postgres_processes()) - before["postgres"]) / wall
+    lat = result["latency_us"]
+    pct = lat["percentiles"]
+    rps = result["requests"] / (result["duration_us"] / 1e6)
+    return Run(
+        target=server.name,
+        scenario=scenario,
+        rps=rps,
+        p50_ms=pct["50"] / 1000,
+        p90_ms=pct["90"] / 1000,
+        p99_ms=pct["99"] / 1000,
+        p999_ms=pct["99.9"] / 1000,
+        max_ms=lat["max"] / 1000,
+        requests=result["requests"],
+        errors=result["errors"],
+        peak_rss_mib=sampler.peak / 2**20,
+        cpu={k: round(v * 100, 1) for k, v in cpu.items()},
+        extra={"pages": result["pages"], "walks": result["walks"]} if scenario == "list" else {},
+    )
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median throughput (its own latencies, not a blend)."""
+    ordered = sorted(runs, key=lambda r: r.rps)
+    chosen = (
+        ordered[(len(ordered) - 1) // 2] if len(ordered) % 2 == 0 else ordered[len(ordered) // 2]
+    )
+    if len(runs) > 1:
+        chosen.extra["all_rps"] = [round(r.rps) for r in runs]
+    return chosen
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    backend: str
+    workers: int
+    n: int
+    scenario: str
+    baseline: Run
+    uprof: Run
+
+    @property
+    def ratio(self) -> float:
+        return self.uprof.rps / self.baseline.rps if self.baseline.rps else 0.0
+
+    @property
+    def ratio_met(self) -> bool:
+        return self.ratio >= TARGET_RATIO[self.scenario]
+
+    @property
+    def p99_met(self) -> bool:
+        return self.uprof.p99_ms <= TARGET_P99_MS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "workers": self.workers,
+            "n": self.n,
+            "scenario": self.scenario,
+            "ratio": round(self.ratio, 3),
+            "target_ratio": TARGET_RATIO[self.scenario],
+            "ratio_met": self.ratio_met,
+            "p99_met": self.p99_met,
+            "baseline": asdict(self.baseline),
+            "uprof": asdict(self.uprof),
+        }
+
+
+HEADER = (
+    f"{'backend':<9}{'w':>2} {'profiles':>8} {'scenario':<8}"
+    f"{'base req/s':>11}{'b.p99':>7}{'req/s':>9}{'ratio':>7}{'target':>8}"
+    f"{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}  {'cpu srv/wrk/pg %':<18}{'met?':<6}"
+)
+
+
+def format_row(row: Row) -> str:
+    u = row.uprof
+    cpu = "/".join(f"{u.cpu.get(k, 0):.0f}" for k in ("server", "wrk", "postgres") if k in u.cpu)
+    met = row.ratio_met and row.p99_met
+    why = "" if met else (("" if row.ratio_met else " ratio") + ("" if row.p99_met else " p99"))
+    verdict = _color("yes", GREEN) if met else _color("NO" + why, RED)
+    line = (
+        f"{row.backend:<9}{row.workers:>2} {size_label(row.n):>8} {row.scenario:<8}"
+        f"{row.baseline.rps:>11,.0f}{row.baseline.p99_ms:>7.2f}{u.rps:>9,.0f}{row.ratio:>7.2f}"
+        f"{'>=' + format(TARGET_RATIO[row.scenario], '.2f'):>8}"
+        f"{u.p50_ms:>8.2f}{u.p99_ms:>8.2f}{u.peak_rss_mib:>9.0f}  {cpu:<18}{verdict}"
+    )
+    if u.error_count or row.baseline.error_count:
+        line += "\n" + _color(
+            f"  !!! ERRORS: uprof {u.errors}, baseline {row.baseline.errors} — these figures "
+            "count failed requests and are not valid",
+            RED + BOLD,
+        )
+    return line
+
+
+def scaling_lines(rows: list[Row]) -> list[str]:
+    """Largest store against the smallest, per backend and worker count."""
+    out = []
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.backend, r.workers), []).append(r)
+    for (backend, workers), rs in groups.items():
+        sizes = sorted({r.n for r in rs})
+        if len(sizes) < 2:
+            continue
+        lo, hi = sizes[0], sizes[-1]
+        for scenario in SCENARIOS:
+            a = next((r for r in rs if r.n == lo and r.scenario == scenario), None)
+            b = next((r for r in rs if r.n == hi and r.scenario == scenario), None)
+            if a is None or b is None:
+                continue
+            tput = b.uprof.rps / a.uprof.rps
+            p99 = b.uprof.p99_ms / a.uprof.p99_ms if a.uprof.p99_ms else 0.0
+            limit = SCALING_TARGET.get(scenario)
+            if limit is None:
+                verdict = "(no target)"
+            else:
+                ok = tput >= 1 / limit and (scenario == "create" or p99 <= limit)
+                want = f"req/s >= {1 / limit:.2f}x" + (
+                    "" if scenario == "create" else f", p99 <= {limit:.2f}x"
+                )
+                verdict = (_color("met", GREEN) if ok else _color("NOT met", RED)) + f" ({want})"
+            out.append(
+                f"{backend:<9}w{workers} {scenario:<7} {size_label(hi):>4} vs {size_label(lo):<4}: "
+                f"req/s {tput:5.2f}x, p99 {p99:5.2f}x  {verdict}"
+            )
+    return out
+
+
+def worker_lines(rows: list[Row]) -> list[str]:
+    out = []
+    keys = {(r.backend, r.n, r.scenario) for r in rows}
+    for backend, n, scenario in sorted(keys):
+        by_w = {
+            r.workers: r for r in rows if (r.backend, r.n, r.scenario) == (backend, n, scenario)
+        }
+        if len(by_w) < 2 or 1 not in by_w:
+            continue
+        one = by_w[1]
+        for w, r in sorted(by_w.items()):
+            if w == 1:
+                continue
+            out.append(
+                f"{backend:<9}{size_label(n):>4} {scenario:<7} workers {w} vs 1: "
+                f"uprof {r.uprof.rps / one.uprof.rps:4.2f}x "
+                f"({one.uprof.rps:,.0f} -> {r.uprof.rps:,.0f} "
+                f"req/s), baseline {r.baseline.rps / one.baseline.rps:4.2f}x; cpu at w{w}: "
+                + ", ".join(f"{k} {v:.0f}%" for k, v in r.uprof.cpu.items())
+            )
+    return out
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    series: dict[tuple[str, int, str], list[Row]] = {}
+    for r in rows:
+        series.setdefault((r.backend, r.workers, r.scenario), []).append(r)
+    markers = {"get": "o", "list": "s", "create": "^", "update": "D"}
+    for (backend, workers, scenario), rs in sorted(series.items()):
+        rs.sort(key=lambda r: r.n)
+        xs = [r.n for r in rs]
+        label = f"{scenario} {backend}" + (f" w{workers}" if workers != 1 else "")
+        style = "-" if backend == "sqlite" else "--"
+        ax1.plot(xs, [r.uprof.rps for r in rs], style, marker=markers[scenario], label=label)
+        ax2.plot(xs, [r.uprof.p99_ms for r in rs], style, marker=markers[scenario], label=label)
+    base = [r.baseline.rps for r in rows if r.scenario == "get" and r.workers == 1]
+    if base:
+        ax1.axhline(statistics.median(base), color="grey", linestyle=":", label="baseline (GET)")
+    ax2.axhline(TARGET_P99_MS, color="red", linestyle=":", label="p99 target")
+    for ax, title, unit in ((ax1, "Throughput", "req/s"), (ax2, "p99 latency", "ms")):
+        ax.set_xscale("log")
+        ax.set_xlabel("profiles in the store")
+        ax.set_ylabel(unit)
+        ax.set_title(f"{title} at 64 connections")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_ylim(bottom=0)
+    ax1.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- soak and crash check ------------------------------------------------------------------------
+
+
+def soak(
+    server: Server, seconds: int, ids_path: str, pin: Pinning, connections: int
+) -> dict[str, Any]:
+    """The mixed workload for ``seconds``, RSS sampled every 5 s: drift from the first minute."""
+    sampler = Sampler(server, interval=5.0)
+    t0 = time.monotonic()
+    with sampler:
+        result, _ = wrk(
+            server.url,
+            "mixed",
+            seconds=seconds,
+            connections=connections,
+            ids_path=ids_path,
+            pin=pin,
+        )
+    samples = [(round(t, 1), round(rss / 2**20, 1)) for t, rss in sampler.samples]
+    warm = [s for t, s in samples if t >= min(60.0, seconds / 10)] or [s for _, s in samples]
+    reference = warm[0]
+    peak = max(warm)
+    drift = (peak - reference) / reference if reference else 0.0
+    errors = sum(result["errors"].values())
+    return {
+        "seconds": round(time.monotonic() - t0),
+        "rps": round(result["requests"] / (result["duration_us"] / 1e6)),
+        "p99_ms": result["latency_us"]["percentiles"]["99"] / 1000,
+        "errors": result["errors"],
+        "error_count": errors,
+        "rss_reference_mib": reference,
+        "rss_peak_mib": peak,
+        "rss_last_mib": warm[-1],
+        "drift": round(drift, 4),
+        "flat": drift <= 0.10,
+        "samples": samples,
+    }
+
+
+def crash_check(
+    loaded: Loaded,
+    port: int,
+    cmd: list[str],
+    env: dict[str, str],
+    log: Path,
+    pin: Pinning,
+    seconds: int,
+    connections: int,
+    data_dir: Path,
+) -> dict[str, Any]:
+    """Creates under load, ``kill -9`` half-way, restart: is every acknowledged create there?"""
+    acked_path = data_dir / "acked.ids"
+    acked_path.unlink(missing_ok=True)
+    with start_server("uprof", cmd, env, log, port) as server:
+
+        def killer(proc: subprocess.Popen[str]) -> None:
+            time.sleep(seconds / 2)
+            for p in reversed(server.tree()):
+                with contextlib.suppress(psutil.Error):
+                    p.kill()  # SIGKILL: no shutdown, no flush
+
+        result, _ = wrk(
+            server.url,
+            "create",
+            seconds=seconds,
+            connections=connections,
+            ids_path=loaded.ids_path,
+            pin=pin,
+            extra_env={"BENCH_ACKED": str(acked_path)},
+            during=killer,
+        )
+    acked = [line for line in acked_path.read_text().split() if line]
+    # Restart on the same store (it recovers the WAL), then look every acknowledged id up.
+    with start_server("uprof", cmd, env, log, port) as server:
+        missing = []
+        with httpx.Client(
+            base_url=server.url, headers={"x-api-key": BENCH_KEY, "anthropic-version": "2023-06-01"}
+        ) as client:
+            for pid in acked:
+                if client.get(f"/v1/user_profiles/{pid}").status_code != 200:
+                    missing.append(pid)
+    return {
+        "acknowledged": len(acked),
+        "missing_after_restart": len(missing),
+        "missing_sample": missing[:5],
+        "survived": not missing and len(acked) > 0,
+        "wrk_errors": result["errors"],
+    }
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--sizes", default="1k,1M", show_default=True, help="Store sizes, e.g. 1k,1M,10M.")
+@click.option("--postgres", is_flag=True, help="Also benchmark uprof on PostgreSQL.")
+@click.option("--no-sqlite", is_flag=True, help="Skip SQLite (with --postgres).")
+@click.option(
+    "--pg-admin-url",
+    default="postgresql://postgres@127.0.0.1:5432/postgres",
+    show_default=True,
+    help="Where the per-size bench databases are created.",
+)
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    help="Worker counts, e.g. 1,2 (the baseline runs with each too).",
+)
+@click.option("--duration", default="10s", show_default=True, help="Per scenario and target.")
+@click.option("--warmup", default="3s", show_default=True, help="Per server, before measuring.")
+@click.option(
+    "--repeat",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Runs per scenario and target (alternating); the median is reported.",
+)
+@click.option("--connections", type=int, default=64, show_default=True)
+@click.option("--scenarios", default=",".join(SCENARIOS), show_default=True)
+@click.option(
+    "--sqlite-synchronous",
+    type=click.Choice(["FULL", "NORMAL"]),
+    default="FULL",
+    show_default=True,
+    help="As `uprof serve --sqlite-synchronous`.",
+)
+@click.option(
+    "--soak",
+    "soak_seconds",
+    type=int,
+    default=0,
+    help="Also run the mixed workload this many seconds on the largest store and "
+    "report RSS drift (600 for the issue's 10-minute run).",
+)
+@click.option(
+    "--crash-check",
+    "do_crash_check",
+    is_flag=True,
+    help="Also kill -9 uprof under create load and check every acknowledged create "
+    "survived (each backend, smallest store).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="Where loaded stores are kept and reused.",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=RESULTS_DIR, show_default=True)
+@click.option(
+    "--uprof-src",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Serve uprof from another checkout's src/ (before/after comparisons); the "
+    "baseline and the loader stay this checkout's.",
+)
+def main(
+    sizes: str,
+    postgres: bool,
+    no_sqlite: bool,
+    pg_admin_url: str,
+    workers: str,
+    duration: str,
+    warmup: str,
+    repeat: int,
+    connections: int,
+    scenarios: str,
+    sqlite_synchronous: str,
+    soak_seconds: int,
+    do_crash_check: bool,
+    data_dir: Path,
+    out: Path,
+    uprof_src: Path | None,
+) -> None:
+    """Benchmark uprof against the bare baseline; print ratios, write JSON and a PNG chart."""
+    global UPROF_SRC
+    if uprof_src is not None:
+        UPROF_SRC = uprof_src.resolve()
+        click.echo(f"uprof from {UPROF_SRC}")
+    # A SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    seconds = parse_duration(duration)
+    warm = parse_duration(warmup)
+    ns = [parse_size(s) for s in sizes.split(",")]
+    worker_counts = [int(w) for w in workers.split(",")]
+    wanted = [s.strip() for s in scenarios.split(",") if s.strip()]
+    for s in wanted:
+        if s not in SCENARIOS:
+            raise click.BadParameter(f"unknown scenario {s!r}; choose from {SCENARIOS}")
+    backends = ([] if no_sqlite else ["sqlite"]) + (["postgres"] if postgres else [])
+    if not backends:
+        raise click.UsageError("nothing to run: --no-sqlite without --postgres")
+    if subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
+        raise click.UsageError("wrk is not installed (Debian: apt-get install wrk)")
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    logs = out / f"{stamp}-logs"
+    info = machine()
+    click.echo(
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
+        f"Linux {info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}, {info['wrk']}"
+    )
+    click.echo(
+        f"load: wrk, 1 thread, {connections} connections, {seconds}s per run, {repeat} run(s) "
+        f"per scenario and target; SQLite synchronous={sqlite_synchronous}"
+    )
+
+    # Load every store first (cached between runs).
+    stores: dict[tuple[str, int], Loaded] = {}
+    for backend in backends:
+        for n in ns:
+            loaded = load(n, postgres=backend == "postgres", data_dir=data_dir)
+            stores[(backend, n)] = loaded
+            click.echo(f"store: {backend} {size_label(n)} profiles ({loaded.database_url})")
+
+    rows: list[Row] = []
+    pinnings: dict[int, str] = {}
+    extra_results: dict[str, Any] = {}
+    for w in worker_counts:
+        pin = plan_pinning(w)
+        pinnings[w] = pin.note
+        click.echo(_color(f"\n== workers {w}: {pin.note}", BOLD))
+        if any(b == "postgres" for b in backends):
+            click.echo("   (PostgreSQL's own processes are the system's and are not pinned)")
+        bport = free_port()
+        with start_server(
+            "baseline",
+            baseline_cmd(bport, w, pin),
+            server_env(src=ROOT / "src"),
+            logs / f"baseline-w{w}.log",
+            bport,
+        ) as base:
+            a_store = next(iter(stores.values()))
+            wrk(
+                base.url,
+                "get",
+                seconds=warm,
+                connections=connections,
+                ids_path=a_store.ids_path,
+                pin=pin,
+            )
+            click.echo(HEADER)
+            for backend in backends:
+                for n in ns:
+                    loaded = stores[(backend, n)]
+                    prewarm(loaded.database_url)
+                    removed = reset(loaded)
+                    if removed:
+                        click.echo(f"   (removed {removed} profiles an earlier run created)")
+                    port = free_port()
+                    cmd = uprof_cmd(port, w, pin, loaded.database_url, sqlite_synchronous)
+                    log = logs / f"uprof-{backend}-{size_label(n)}-w{w}.log"
+                    with start_server("uprof", cmd, server_env(), log, port) as up:
+                        for s in ("get", "list"):
+                            wrk(
+                                up.url,
+                                s,
+                                seconds=max(1, warm // 2),
+                                connections=connections,
+                                ids_path=loaded.ids_path,
+                                pin=pin,
+                            )
+                        for scenario in wanted:
+                            runs: dict[str, list[Run]] = {"baseline": [], "uprof": []}
+                            for _ in range(repeat):
+                                for server in (base, up):
+                                    runs[server.name].append(
+                                        measure(
+                                            server,
+                                            scenario,
+                                            seconds=seconds,
+                                            connections=connections,
+                                            ids_path=loaded.ids_path,
+                                            pin=pin,
+                                            postgres=backend == "postgres",
+                                        )
+                                    )
+                            row = Row(
+                                backend,
+                                w,
+                                n,
+                                scenario,
+                                median_run(runs["baseline"]),
+                                median_run(runs["uprof"]),
+                            )
+                            rows.append(row)
+                            click.echo(format_row(row))
+                        if soak_seconds and w == worker_counts[0] and n == ns[-1]:
+                            click.echo(f"   soak: mixed workload for {soak_seconds}s ...")
+                            result = soak(up, soak_seconds, loaded.ids_path, pin, connections)
+                            extra_results[f"soak_{backend}_{size_label(n)}"] = result
+                            verdict = (
+                                _color("flat", GREEN) if result["flat"] else _color("NOT flat", RED)
+                            )
+                            click.echo(
+                                f"   soak {backend} {size_label(n)}: {result['rps']:,} req/s, "
+                                f"p99 {result['p99_ms']:.1f} ms, "
+                                f"RSS {result['rss_reference_mib']:.0f}"
+                                f" -> peak {result['rss_peak_mib']:.0f} MiB (drift "
+                                f"{result['drift'] * 100:+.1f}%, target <= 10%): {verdict}"
+                                + (
+                                    _color(f"  !!! {result['error_count']} ERRORS", RED + BOLD)
+                                    if result["error_count"]
+                                    else ""
+                                )
+                            )
+                    if do_crash_check and w == worker_counts[0] and n == ns[0]:
+                        port = free_port()
+                        cmd = uprof_cmd(port, w, pin, loaded.database_url, sqlite_synchronous)
+                        result = crash_check(
+                            loaded,
+                            port,
+                            cmd,
+                            server_env(),
+                            log,
+                            pin,
+                            seconds,
+                            connections,
+                            data_dir,
+                        )
+                        extra_results[f"crash_{backend}"] = result
+                        verdict = (
+                            _color("every one survived", GREEN)
+                            if result["survived"]
+                            else _color("LOST WRITES", RED + BOLD)
+                        )
+                        click.echo(
+                            f"   kill -9 under create load ({backend}): "
+                            f"{result['acknowledged']} acknowledged, "
+                            f"{result['missing_after_restart']} missing after restart: {verdict}"
+                        )
+
+    click.echo("")
+    for line in scaling_lines(rows):
+        click.echo("scaling: " + line)
+    for line in worker_lines(rows):
+        click.echo("workers: " + line)
+    errors = [r for r in rows if r.uprof.error_count or r.baseline.error_count]
+    if errors:
+        click.echo(_color(f"\n!!! {len(errors)} run(s) had errors: see above", RED + BOLD))
+    result_path = out / f"{stamp}.json"
+    result_path.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "command": sys.argv,
+                "pinning": pinnings,
+                "settings": {
+                    "connections": connections,
+                    "duration_s": seconds,
+                    "repeat": repeat,
+                    "sqlite_synchronous": sqlite_synchronous,
+                    "targets": {
+                        "ratio": TARGET_RATIO,
+                        "p99_ms": TARGET_P99_MS,
+                        "scaling": SCALING_TARGET,
+                    },
+                },
+                "stores": {f"{b}-{size_label(n)}": asdict(v) for (b, n), v in stores.items()},
+                "rows": [r.as_dict() for r in rows],
+                **extra_results,
+            },
+            indent=2,
+        )
+    )
+    png = out / f"{stamp}.png"
+    chart(rows, png)
+    click.echo(f"\nwrote {result_path} and {png}")
+    if errors:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
