@@ -106,6 +106,22 @@ def _rows(n: int, org_id: str, ids_file: Path, label: str) -> Iterator[list[dict
             bar.update(len(batch))
 
 
+def _record(
+    meta: Path, n: int, url: str, org_id: str, ids_path: Path, max_created: int, t0: float
+) -> Loaded:
+    """Describe a finished load and keep it next to the store, so the next run reuses it."""
+    loaded = Loaded(
+        n=n,
+        database_url=url,
+        org_id=org_id,
+        ids_path=str(ids_path),
+        max_created_at=max_created,
+        load_seconds=round(time.monotonic() - t0, 1),
+    )
+    meta.write_text(json.dumps(asdict(loaded), indent=2))
+    return loaded
+
+
 def load_sqlite(n: int, data_dir: Path) -> Loaded:
     name = f"sqlite-{size_label(n)}"
     final = data_dir / f"{name}.db"
@@ -145,16 +161,7 @@ def load_sqlite(n: int, data_dir: Path) -> Loaded:
     raw.execute("PRAGMA journal_mode=WAL")
     raw.close()
     os.replace(tmp, final)
-    loaded = Loaded(
-        n=n,
-        database_url=f"sqlite:///{final}",
-        org_id=org_id,
-        ids_path=str(ids_path),
-        max_created_at=max_created,
-        load_seconds=round(time.monotonic() - t0, 1),
-    )
-    meta.write_text(json.dumps(asdict(loaded), indent=2))
-    return loaded
+    return _record(meta, n, f"sqlite:///{final}", org_id, ids_path, max_created, t0)
 
 
 def _sqlite_dialect():  # type: ignore[no-untyped-def]
@@ -217,16 +224,7 @@ def load_postgres(n: int, data_dir: Path, admin_url: str = PG_ADMIN_URL) -> Load
         raw.execute("VACUUM ANALYZE user_profiles")
         raw.autocommit = False
     engine.dispose()
-    loaded = Loaded(
-        n=n,
-        database_url=url,
-        org_id=org_id,
-        ids_path=str(ids_path),
-        max_created_at=max_created,
-        load_seconds=round(time.monotonic() - t0, 1),
-    )
-    meta.write_text(json.dumps(asdict(loaded), indent=2))
-    return loaded
+    return _record(meta, n, url, org_id, ids_path, max_created, t0)
 
 
 def reset(loaded: Loaded) -> int:

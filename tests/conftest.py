@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
+from tests.support.prerequisites import require
 from uprof.app import build_services, create_app
 from uprof.config import Settings
 from uprof.domain.timefmt import parse_rfc3339
@@ -40,9 +41,7 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required under CI but unreachable at {PG_ADMIN_URL}: {e}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({e}); set CI=true to require it")
+        require(False, f"PostgreSQL not reachable at {PG_ADMIN_URL} ({e})")
     base, _, _ = PG_ADMIN_URL.rpartition("/")
     try:
         yield f"{base}/{name}"

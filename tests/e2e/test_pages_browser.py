@@ -7,7 +7,6 @@ there it fails.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import time
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.support.prerequisites import require
 from tests.support.server import RunningServer, run_server
 
 try:
@@ -39,20 +39,12 @@ EXPIRED_TEXT = "This link has expired."
 UNKNOWN_TEXT = "This link is not valid."
 
 
-def _require(ok: bool, what: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what}; required when CI is set")
-    pytest.skip(f"{what}; set CI=true to make this a failure")
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Chromium and the playwright package, checked before any server starts (see pytestmark)."""
-    _require(HAVE_PLAYWRIGHT, "the playwright package is not installed (pip install -e '.[test]')")
+    require(HAVE_PLAYWRIGHT, "the playwright package is not installed (pip install -e '.[test]')")
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    _require(executable is not None, "chromium is not installed (apt-get install chromium)")
+    require(executable is not None, "chromium is not installed (apt-get install chromium)")
     assert executable is not None
     return executable
 
@@ -65,7 +57,7 @@ def browser(chromium: str) -> Iterator[Browser]:
         try:
             b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         except Exception as e:
-            _require(False, f"chromium at {chromium} does not start: {e}")
+            require(False, f"chromium at {chromium} does not start: {e}")
             raise
         try:
             yield b

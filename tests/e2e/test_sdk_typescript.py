@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.prerequisites import require
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.e2e
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.e2e
 TS_DIR = Path(__file__).parent / "ts"
 FLOW = TS_DIR / "flow.mjs"
 SDK_DIR = TS_DIR / "node_modules" / "@anthropic-ai" / "sdk"
-
-
-def _require(ok: bool, what: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what}; required when CI is set")
-    pytest.skip(f"{what}; set CI=true to make this a failure")
 
 
 def _text(output: str | bytes | None) -> str:
@@ -42,9 +35,9 @@ def _text(output: str | bytes | None) -> str:
 def node() -> str:
     """The node binary, checked before the server starts."""
     node = shutil.which("node")
-    _require(node is not None, "node is not installed (apt-get install nodejs npm)")
+    require(node is not None, "node is not installed (apt-get install nodejs npm)")
     assert node is not None
-    _require(
+    require(
         SDK_DIR.is_dir(),
         f"the TypeScript SDK is not installed in {TS_DIR / 'node_modules'} "
         f"(run `npm ci` in {TS_DIR}, or ./scripts/test)",
