@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -70,7 +71,25 @@ def test_revoked_key_stops_working(client: TestClient, services: Any) -> None:
     headers = {"anthropic-version": "2023-06-01", "x-api-key": raw}
     assert client.get("/v1/user_profiles", headers=headers).status_code == 200
     assert services.keys.revoke(key_id)
-    services.keys._cache.clear()  # the 5-second auth cache; expiry is not what is tested here
+    # revoke() through the service drops the cached outcomes at once
+    assert_error(client.get("/v1/user_profiles", headers=headers), 401, "authentication_error")
+
+
+def test_key_revoked_elsewhere_stops_working_when_the_cache_expires(
+    client: TestClient, services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another instance (or `uprof keys revoke`) revokes in the database only: this instance
+    keeps the outcome at most AUTH_CACHE_SECONDS."""
+    from uprof.service.keys import AUTH_CACHE_SECONDS
+    from uprof.store import keys as key_store
+
+    key_id, raw = services.keys.create_key("revoked-elsewhere")
+    headers = {"anthropic-version": "2023-06-01", "x-api-key": raw}
+    assert client.get("/v1/user_profiles", headers=headers).status_code == 200
+    services.db.write_sync(lambda conn: key_store.revoke_key(conn, key_id, 0))
+    assert client.get("/v1/user_profiles", headers=headers).status_code == 200  # still cached
+    later = time.monotonic() + AUTH_CACHE_SECONDS + 0.1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
     assert_error(client.get("/v1/user_profiles", headers=headers), 401, "authentication_error")
 
 

@@ -24,9 +24,22 @@ def _too_large(limit: int) -> RequestTooLarge:
     return RequestTooLarge(f"Request exceeds the maximum allowed number of bytes ({limit})")
 
 
+_BODY_HEADERS = frozenset({b"content-encoding", b"content-type", b"content-length"})
+
+
+def _body_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The three headers a body is checked on, in one pass (the first of each, as
+    ``Headers.get`` would find)."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        if name in _BODY_HEADERS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing more than ``limit`` bytes before reading them."""
-    headers = request.headers
+    headers = _body_headers(request.scope["headers"])
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise InvalidRequest(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from typing import Any, NamedTuple
 
 import msgspec
@@ -16,6 +18,7 @@ from uprof.domain.versions import ContractVersion, Detail, render
 from uprof.http.bodies import decode, read_body
 from uprof.http.negotiation import check_api_version, contract_version
 from uprof.service.container import Services
+from uprof.service.keys import AUTH_CACHE_SECONDS, KeyService
 
 _encode = msgspec.json.Encoder().encode
 
@@ -58,9 +61,59 @@ class CallerHeaders:
         return self._values.get(name, [])
 
 
+class CallerCache:
+    """Who sent a request, by the exact values of the headers that decide it.
+
+    A client sends the same key and version headers on every request; checking them (SHA-256
+    of the key, the key cache, version negotiation) costs more than a point lookup. Outcomes
+    that succeeded are kept for as long as the key service caches a key
+    (``AUTH_CACHE_SECONDS``) and dropped when a key is revoked through it (``revision``).
+    Bounded: emptied when full."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[tuple[bytes, bytes], ...], tuple[Caller, float, int]] = {}
+
+    def get(self, key: tuple[tuple[bytes, bytes], ...], revision: int) -> Caller | None:
+        hit = self._hits.get(key)
+        if hit is None or hit[2] != revision or hit[1] <= time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, key: tuple[tuple[bytes, bytes], ...], revision: int, caller: Caller) -> None:
+        if len(self._hits) >= self.MAX:
+            self._hits.clear()
+        self._hits[key] = (caller, time.monotonic() + AUTH_CACHE_SECONDS, revision)
+
+
+_caller_caches: weakref.WeakKeyDictionary[KeyService, CallerCache] = weakref.WeakKeyDictionary()
+
+
+def _caller_cache(keys: KeyService) -> CallerCache:
+    cache = _caller_caches.get(keys)
+    if cache is None:
+        cache = _caller_caches[keys] = CallerCache()
+    return cache
+
+
 async def _caller(request: Request) -> Caller:
     """Authenticate, check anthropic-version, pick the contract version."""
-    headers = CallerHeaders(request.scope["headers"])
+    raw: list[tuple[bytes, bytes]] = request.scope["headers"]
+    # ASGI servers send header names in lower case.
+    key = tuple([h for h in raw if h[0] in _CALLER_HEADERS])
+    keys_service = services(request).keys
+    cache = _caller_cache(keys_service)
+    revision = keys_service.revision
+    caller = cache.get(key, revision)
+    if caller is None:
+        caller = await _check_caller(request, raw)
+        cache.put(key, revision, caller)
+    return caller
+
+
+async def _check_caller(request: Request, raw: list[tuple[bytes, bytes]]) -> Caller:
+    headers = CallerHeaders(raw)
     keys: list[str] = []
     api_key = headers.get("x-api-key")
     if api_key:
@@ -117,6 +170,11 @@ class JsonResponse(Response):
             (b"content-length", str(len(body)).encode("latin-1")),
             (b"content-type", b"application/json"),
         ]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Starlette's version also serves websockets and runs background tasks: neither here.
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def _json(data: Any, caller: Caller) -> Response:

@@ -38,6 +38,9 @@ class KeyService:
         self._clock = clock
         self._new_id = new_id
         self._cache: dict[str, tuple[str, float]] = {}
+        # Bumped by every revocation made through this service: caches of authentication
+        # outcomes kept elsewhere (the HTTP layer's) compare it and drop what they hold.
+        self.revision = 0
 
     async def authenticate(self, raw: str) -> str | None:
         """The organization a key belongs to, or None. Cached briefly: this runs per request."""
@@ -110,4 +113,11 @@ class KeyService:
         return self._db.read_sync(store.list_keys)
 
     def revoke(self, key_id: str) -> bool:
-        return self._db.write_sync(lambda conn: store.revoke_key(conn, key_id, self._clock()))
+        revoked = self._db.write_sync(lambda conn: store.revoke_key(conn, key_id, self._clock()))
+        self.forget()
+        return revoked
+
+    def forget(self) -> None:
+        """Drop every cached authentication outcome (here and in caches keyed on revision)."""
+        self._cache.clear()
+        self.revision += 1

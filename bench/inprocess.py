@@ -1,0 +1,166 @@
+"""uprof's own cost per request, without uvicorn or the kernel: the ASGI app called directly.
+
+    .venv/bin/python bench/inprocess.py [--store bench/.data/sqlite-1M.db] [--profile get]
+
+Each scenario (the same requests as the wrk scripts) runs ``--rounds`` rounds of ``--n``
+requests on one event loop (uvloop); the best round's CPU time per request is printed. With
+``--profile SCENARIO`` the scenario runs once more under cProfile and the top functions are
+printed. This is the tool for finding what to change; the harness (``run.py``) says whether the
+change mattered on a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import uvloop
+
+from bench.common import BENCH_KEY
+from uprof.app import create_app
+from uprof.config import Settings
+
+HEADERS = [
+    (b"host", b"127.0.0.1"),
+    (b"x-api-key", BENCH_KEY.encode()),
+    (b"anthropic-version", b"2023-06-01"),
+    (b"content-type", b"application/json"),
+]
+UPDATE_BODY = b'{"metadata":{"bench":"updated"}}'
+CREATE_BODY = (
+    b'{"name":"Bench User","metadata":{"plan":"pro","region":"eu"},'
+    b'"external_user_details":{"reference_id":"ext-1","country":"DE"}}'
+)
+
+
+def _scope(method: str, path: str, query: bytes = b"", body: bytes = b"") -> dict[str, Any]:
+    headers = list(HEADERS)
+    if body:
+        headers.append((b"content-length", str(len(body)).encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+
+
+class Call:
+    """One request through the app; the status and body of its response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.status = 0
+        self.body = b""
+
+    async def __call__(self, scope: dict[str, Any], body: bytes) -> bytes:
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        chunks: list[bytes] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(dict(scope), receive, send)
+        self.body = b"".join(chunks)
+        if self.status != 200:
+            raise RuntimeError(f"{scope['method']} {scope['path']}: {self.status} {self.body!r}")
+        return self.body
+
+
+def _ids(store: Path, n: int) -> list[str]:
+    ids_path = store.with_suffix(".ids")
+    ids = ids_path.read_text().split()
+    random.Random(1).shuffle(ids)
+    return ids[:n]
+
+
+@click.command()
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path, exists=True),
+    default=Path("bench/.data/sqlite-1M.db"),
+    show_default=True,
+)
+@click.option("--n", type=int, default=5000, show_default=True)
+@click.option("--rounds", type=int, default=5, show_default=True)
+@click.option("--scenarios", default="get,list,create,update", show_default=True)
+@click.option("--profile", "profiled", default=None, help="cProfile this scenario.")
+def main(store: Path, n: int, rounds: int, scenarios: str, profiled: str | None) -> None:
+    uvloop.install()
+    settings = Settings(database_url=f"sqlite:///{store.resolve()}", bootstrap_api_key=BENCH_KEY)
+    app = create_app(settings)
+    call = Call(app)
+    ids = _ids(store, n)
+    list_scope = _scope("GET", "/v1/user_profiles", b"limit=20")
+
+    async def get(i: int) -> None:
+        await call(_scope("GET", f"/v1/user_profiles/{ids[i % len(ids)]}"), b"")
+
+    async def listing(i: int) -> None:
+        await call(list_scope, b"")
+
+    async def create(i: int) -> None:
+        await call(_scope("POST", "/v1/user_profiles", body=CREATE_BODY), CREATE_BODY)
+
+    async def update(i: int) -> None:
+        path = f"/v1/user_profiles/{ids[i % len(ids)]}"
+        await call(_scope("POST", path, body=UPDATE_BODY), UPDATE_BODY)
+
+    table: dict[str, Callable[[int], Any]] = {
+        "get": get,
+        "list": listing,
+        "create": create,
+        "update": update,
+    }
+
+    async def round_of(fn: Callable[[int], Any]) -> float:
+        # 64 requests in flight, as wrk's 64 connections: writes then share group commits.
+        start = time.process_time()
+        for base in range(0, n, 64):
+            await asyncio.gather(*(fn(i) for i in range(base, min(n, base + 64))))
+        return (time.process_time() - start) / n * 1e6
+
+    async def run() -> None:
+        for name in scenarios.split(","):
+            fn = table[name]
+            best = min([await round_of(fn) for _ in range(rounds)])
+            click.echo(f"{name:8} {best:8.1f} us/request")
+        if profiled:
+            prof = cProfile.Profile()
+            prof.enable()
+            await round_of(table[profiled])
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
