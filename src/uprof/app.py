@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> ApiDi
         try:
             yield
         finally:
+            await svc.db.stop()
             svc.db.close()
 
     app = Starlette(

@@ -46,7 +46,7 @@ class ProfileService:
     async def get(self, org_id: str, profile_id: str) -> Profile:
         if not is_well_formed(profile_id):
             raise profile_not_found(profile_id)
-        profile = await self._db.read(lambda conn: store.get_profile(conn, org_id, profile_id))
+        profile = await self._db.query(store.profile_by_id(org_id, profile_id))
         if profile is None:
             raise profile_not_found(profile_id)
         return profile
@@ -114,9 +114,8 @@ class ProfileService:
     async def _scan(
         self, org_id: str, query: ListQuery, after: Position | None, n: int
     ) -> builtins.list[Profile]:
-        return await self._db.read(
-            lambda conn: store.scan(
-                conn,
+        return await self._db.query(
+            store.scan(
                 org_id,
                 order_by=query.order_by,
                 descending=query.order == "desc",

@@ -9,7 +9,7 @@ Parameters are named (``:name`` on SQLite, ``%(name)s`` on psycopg), so one dict
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
@@ -39,11 +39,60 @@ class StatementCache:
         self._sql: dict[tuple[str, Hashable], Compiled] = {}
 
     def sql(self, conn: Connection, variant: Hashable, build: Callable[[], Executable]) -> Compiled:
-        key = (conn.dialect.name, variant)
+        return self.for_dialect(conn.dialect, variant, build)
+
+    def for_dialect(
+        self, dialect: Dialect, variant: Hashable, build: Callable[[], Executable]
+    ) -> Compiled:
+        key = (dialect.name, variant)
         found = self._sql.get(key)
         if found is None:
-            found = self._sql[key] = Compiled(build(), conn.dialect)
+            found = self._sql[key] = Compiled(build(), dialect)
         return found
+
+
+T = TypeVar("T")
+
+
+class Query(Generic[T]):
+    """One read statement as a value: what to run and how its rows become the result.
+
+    Store functions return these instead of running them, so the database decides where the
+    statement runs: inline on the event loop for SQLite, on an asynchronous PostgreSQL
+    connection without a thread hop, or inside a unit of work on a ``Connection`` (``run``).
+    ``variant`` names the statement's shape in ``cache``; ``build`` makes it on a cache miss.
+    """
+
+    __slots__ = ("build", "cache", "params", "result", "variant")
+
+    def __init__(
+        self,
+        cache: StatementCache,
+        variant: Hashable,
+        build: Callable[[], Executable],
+        params: dict[str, Any],
+        result: Callable[[list[Any]], T],
+    ) -> None:
+        self.cache = cache
+        self.variant = variant
+        self.build = build
+        self.params = params
+        self.result = result
+
+    def sql(self, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+        """The statement's text for ``dialect`` and every parameter it binds."""
+        compiled = self.cache.for_dialect(dialect, self.variant, self.build)
+        if compiled.constants:
+            return compiled.text, {**compiled.constants, **self.params}
+        return compiled.text, self.params
+
+
+def run(conn: Connection, query: Query[T]) -> T:
+    """Run a query on the DBAPI connection under ``conn`` (inside whatever transaction it
+    holds)."""
+    text, params = query.sql(conn.dialect)
+    raw: Any = conn.connection.driver_connection
+    return query.result(raw.execute(text, params).fetchall())
 
 
 def fetch_all(conn: Connection, sql: Compiled, params: dict[str, Any]) -> list[Any]:

@@ -25,10 +25,12 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 from anyio import CapacityLimiter, to_thread
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import QueuePool, SingletonThreadPool, StaticPool
 
 from uprof.domain.errors import ApiError, Overloaded
+from uprof.store.compiled import Query, run
 
 T = TypeVar("T")
 log = logging.getLogger("uprof.store")
@@ -41,11 +43,13 @@ class Database(Protocol):
     dialect: str
     engine: Engine
 
+    async def query(self, query: Query[T]) -> T: ...
     async def read(self, fn: Callable[[Connection], T]) -> T: ...
     async def write(self, fn: Callable[[Connection], T]) -> T: ...
     def read_sync(self, fn: Callable[[Connection], T]) -> T: ...
     def write_sync(self, fn: Callable[[Connection], T]) -> T: ...
     def start(self) -> None: ...
+    async def stop(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -136,6 +140,9 @@ class SqliteDatabase:
         finally:
             if conn.in_transaction():
                 conn.rollback()
+
+    async def query(self, query: Query[T]) -> T:
+        return await self.read(lambda conn: run(conn, query))
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on the loop thread inside the iteration's read snapshot.
@@ -298,6 +305,9 @@ class SqliteDatabase:
     def start(self) -> None:
         pass
 
+    async def stop(self) -> None:
+        pass
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -310,20 +320,29 @@ class SqliteDatabase:
 
 
 class PostgresDatabase:
-    """Units of work run in worker threads on pooled connections, one thread hop each.
+    """Queries run on the event loop; units of work in worker threads, one thread hop each.
 
-    The threads are limited to the pool's size, so a unit of work never waits for a connection
-    and the pool never opens a connection beyond its size (a new PostgreSQL connection is a new
-    server process: opening and closing them under load costs more than the queries). Reads
-    run in autocommit mode, one round trip each (no BEGIN/COMMIT): every read the services make
-    is a single statement, as on SQLite.
+    ``query`` (the API's reads: a profile, a page) runs on an asynchronous psycopg connection
+    from a pool of its own, in autocommit mode: one round trip, no thread, no BEGIN/COMMIT.
+    A read that fails because the server closed its connection (a restart, an idle timeout)
+    runs once more on a fresh one; reads change nothing, so that is safe, and it is why the
+    pool need not ping a connection before every use.
+
+    Units of work (``read``/``write``: the writes, operator commands) run in worker threads
+    limited to the synchronous pool's size, so a unit never waits for a connection and the
+    pool never opens one beyond its size (a new PostgreSQL connection is a new server
+    process: opening and closing them under load costs more than the queries).
     """
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, pool_size: int = 10):
+    def __init__(self, url: str, *, pool_size: int = 10, query_pool_size: int = 8):
         self.url = normalize_url(url)
         self._pool_size = pool_size
+        self._query_pool_size = query_pool_size
+        self._query_pool_of: tuple[asyncio.AbstractEventLoop, AsyncConnectionPool] | None = None
+        self._opening: asyncio.Lock | None = None
+        self._opening_loop: asyncio.AbstractEventLoop | None = None
         self.engine = create_engine(
             self.url,
             poolclass=QueuePool,
@@ -371,8 +390,60 @@ class PostgresDatabase:
     async def write(self, fn: Callable[[Connection], T]) -> T:
         return await to_thread.run_sync(self._run, fn, limiter=self._limiter())
 
+    async def _query_pool(self) -> AsyncConnectionPool:
+        # One per event loop: its connections and tasks belong to the loop that opened it.
+        loop = asyncio.get_running_loop()
+        if self._query_pool_of is not None and self._query_pool_of[0] is loop:
+            return self._query_pool_of[1]
+        if self._opening is None or self._opening_loop is not loop:
+            self._opening, self._opening_loop = asyncio.Lock(), loop
+        async with self._opening:
+            if self._query_pool_of is None or self._query_pool_of[0] is not loop:
+                pool = AsyncConnectionPool(
+                    self.engine.url.set(drivername="postgresql").render_as_string(
+                        hide_password=False
+                    ),
+                    min_size=1,
+                    max_size=self._query_pool_size,
+                    kwargs={"autocommit": True},
+                    timeout=10,
+                    open=False,
+                )
+                try:
+                    await pool.open(wait=True, timeout=10)
+                except (psycopg.Error, PoolTimeout) as e:
+                    raise _storage_error(e) from e
+                self._query_pool_of = (loop, pool)
+            return self._query_pool_of[1]
+
+    async def query(self, query: Query[T]) -> T:
+        text, params = query.sql(self.engine.dialect)
+        pool = await self._query_pool()
+        for attempt in (1, 2):
+            try:
+                async with pool.connection() as conn:
+                    cursor = await conn.execute(text, params)
+                    rows = await cursor.fetchall()
+                return query.result(rows)
+            except PoolTimeout as e:
+                raise _storage_error(e) from e
+            except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+                if attempt == 2:
+                    raise _storage_error(e) from e
+                # The pool has dropped the broken connection; the others idle in it were most
+                # likely closed by the same restart: drop those too before the second try.
+                await pool.check()
+        raise AssertionError("unreachable")
+
     def start(self) -> None:
         pass
+
+    async def stop(self) -> None:
+        if self._query_pool_of is not None:
+            loop, pool = self._query_pool_of
+            self._query_pool_of = None
+            if loop is asyncio.get_running_loop():
+                await pool.close()
 
     def close(self) -> None:
         self.engine.dispose()

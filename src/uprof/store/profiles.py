@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -21,7 +22,7 @@ from sqlalchemy import (
 
 from uprof.domain.model import Position, Profile
 from uprof.domain.rules import name_sort_key
-from uprof.store.compiled import StatementCache, execute, fetch_all
+from uprof.store.compiled import Query, StatementCache, execute, run
 from uprof.store.tables import user_profiles as t
 
 _statements = StatementCache()
@@ -91,6 +92,24 @@ def _values(p: Profile) -> dict[str, Any]:
     }
 
 
+# Columns that hold a profile attribute as it is (name_key and metadata are derived).
+_PLAIN = tuple(
+    k
+    for k in _values(Profile(id="", org_id="", created_at=0, updated_at=0))
+    if k not in ("name_key", "metadata")
+)
+
+
+def _changed(p: Profile, previous: Profile) -> dict[str, Any]:
+    """The columns of ``p`` whose values differ from ``previous``'s, by column name."""
+    params = {k: v for k in _PLAIN if (v := getattr(p, k)) != getattr(previous, k)}
+    if p.metadata != previous.metadata:
+        params["metadata"] = _json_encode(p.metadata).decode()
+    if p.name != previous.name and (key := name_sort_key(p.name)) != name_sort_key(previous.name):
+        params["name_key"] = key  # a renamed profile may keep its sort key ("ada" -> "Ada")
+    return params
+
+
 def insert_profile(conn: Connection, p: Profile) -> None:
     execute(conn, _statements.sql(conn, "insert", lambda: insert(t)), _values(p))
 
@@ -100,17 +119,40 @@ def insert_many(conn: Connection, profiles: list[Profile]) -> None:
     conn.execute(insert(t), [_values(p) for p in profiles])
 
 
-def get_profile(
-    conn: Connection, org_id: str, profile_id: str, *, lock: bool = False
-) -> Profile | None:
+def _first_profile(rows: list[Any]) -> Profile | None:
+    return _from_row(rows[0]) if rows else None
+
+
+def _all_profiles(rows: list[Any]) -> list[Profile]:
+    return [_from_row(r) for r in rows]
+
+
+def _build_get(lock: bool) -> Callable[[], Select[Any]]:
     def build() -> Select[Any]:
         q = _SELECT.where(t.c.id == bindparam("id"), t.c.org_id == bindparam("org_id"))
         # Row lock on PostgreSQL; SQLite ignores it, its writers are serialized by BEGIN IMMEDIATE.
         return q.with_for_update() if lock else q
 
-    sql = _statements.sql(conn, ("get", lock), build)
-    rows = fetch_all(conn, sql, {"id": profile_id, "org_id": org_id})
-    return _from_row(rows[0]) if rows else None
+    return build
+
+
+_GET_BUILDERS = {lock: _build_get(lock) for lock in (False, True)}
+
+
+def profile_by_id(org_id: str, profile_id: str, *, lock: bool = False) -> Query[Profile | None]:
+    return Query(
+        _statements,
+        ("get", lock),
+        _GET_BUILDERS[lock],
+        {"id": profile_id, "org_id": org_id},
+        _first_profile,
+    )
+
+
+def get_profile(
+    conn: Connection, org_id: str, profile_id: str, *, lock: bool = False
+) -> Profile | None:
+    return run(conn, profile_by_id(org_id, profile_id, lock=lock))
 
 
 def save_profile(conn: Connection, p: Profile, previous: Profile | None = None) -> None:
@@ -118,10 +160,10 @@ def save_profile(conn: Connection, p: Profile, previous: Profile | None = None) 
     given. An UPDATE that names an indexed column rewrites that index's entry even when the
     value is the same (SQLite); a metadata merge then dirties one table page instead of four
     index pages as well, which is what keeps updates flat on a large store."""
-    params = _values(p)
-    if previous is not None:
-        before = _values(previous)
-        params = {k: v for k, v in params.items() if v != before[k]}
+    if previous is None:
+        params = _values(p)
+    else:
+        params = _changed(p, previous)
         if not params:
             return
     columns = tuple(params)
@@ -192,14 +234,13 @@ def _scan_statement(order_by: str, descending: bool, start: str) -> Select[Any]:
 
 
 def scan(
-    conn: Connection,
     org_id: str,
     *,
     order_by: str,
     descending: bool,
     after: Position | None,
     n: int,
-) -> list[Profile]:
+) -> Query[list[Profile]]:
     """Up to ``n`` profiles strictly after ``after`` in the listing order."""
     if after is None:
         start = "first"
@@ -207,16 +248,17 @@ def scan(
         start = "nameless"
     else:
         start = "named"
-    sql = _statements.sql(
-        conn,
-        ("scan", order_by, descending, start),
-        lambda: _scan_statement(order_by, descending, start),
-    )
     params: dict[str, Any] = {"org_id": org_id, "n": n}
     if after is not None:
         params["after_key"] = after.key
         params["after_id"] = after.id
-    return [_from_row(r) for r in fetch_all(conn, sql, params)]
+    return Query(
+        _statements,
+        ("scan", order_by, descending, start),
+        lambda: _scan_statement(order_by, descending, start),
+        params,
+        _all_profiles,
+    )
 
 
 def position_of(p: Profile, order_by: str) -> Position:
