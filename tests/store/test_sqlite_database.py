@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection
 
-from uprof.domain.errors import NotFound
+from uprof.domain.errors import NotFound, Overloaded
 from uprof.store.database import SqliteDatabase
 
 
@@ -111,3 +114,45 @@ def test_a_write_from_another_connection_is_seen_in_the_next_iteration(
         assert asyncio.run(scenario()) == (0, 1)
     finally:
         other.close()
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_write_waits_for_another_process_lock(db: SqliteDatabase, tmp_path: Path) -> None:
+    holder = _hold_write_lock(tmp_path / "db.sqlite")
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    started = time.monotonic()
+    assert asyncio.run(_together(db, _put("j"), _put("k"))) == ["j", "k"]
+    assert time.monotonic() - started >= 0.25
+    assert _keys(db) == {"j", "k"}
+    holder.close()
+
+
+def test_a_write_held_off_past_the_busy_timeout_is_overloaded(tmp_path: Path) -> None:
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 'db.sqlite'}", busy_timeout_ms=200)
+    database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)"))
+    holder = _hold_write_lock(tmp_path / "db.sqlite")
+    try:
+        [outcome] = asyncio.run(_together(database, _put("l")))
+        assert isinstance(outcome, Overloaded)
+        holder.execute("ROLLBACK")
+        assert _keys(database) == set()
+    finally:
+        holder.close()
+        database.close()
+
+
+@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
+def test_acknowledged_writes_are_in_the_file(tmp_path: Path, synchronous: str) -> None:
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 'db.sqlite'}", synchronous=synchronous)
+    database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)"))
+    asyncio.run(_together(database, *(_put(f"m{i}") for i in range(50))))
+    # another connection, as another process would after a crash, sees them all
+    other = sqlite3.connect(tmp_path / "db.sqlite")
+    assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 50
+    other.close()
+    database.close()
