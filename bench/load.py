@@ -32,6 +32,7 @@ if __package__ in (None, ""):
 
 import click
 from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import Dialect
 
 from bench.common import (
     BENCH_KEY,
@@ -51,6 +52,9 @@ from uprof.store.database import normalize_url, open_database
 from uprof.store.migrate import migrate
 from uprof.store.tables import user_profiles
 
+# Bumped when what a load produces changes; stores of another format are loaded again.
+# 2: profile ids are time-ordered (uprof.domain.ids), so ids increase in load order.
+LOAD_FORMAT = 2
 ID_SAMPLE = 200_000  # ids written for the wrk scripts, spread evenly over the load
 _BATCH = 50_000
 _SECONDARY = ("ix_user_profiles_org_created", "ix_user_profiles_org_name")
@@ -67,6 +71,18 @@ class Loaded:
     ids_path: str
     max_created_at: int  # rows created later were made by a benchmark run
     load_seconds: float
+    format: int = LOAD_FORMAT
+
+
+def _reusable(meta: Path) -> Loaded | None:
+    """The load described by ``meta``, if there is one of the current format."""
+    if not meta.exists():
+        return None
+    data = json.loads(meta.read_text())
+    if data.get("format", 1) != LOAD_FORMAT:
+        click.echo(f"  {meta.stem}: loaded in an older format, loading again")
+        return None
+    return Loaded(**data)
 
     def meta_path(self, data_dir: Path) -> Path:
         return data_dir / (Path(self.ids_path).stem + ".json")
@@ -126,8 +142,8 @@ def load_sqlite(n: int, data_dir: Path) -> Loaded:
     name = f"sqlite-{size_label(n)}"
     final = data_dir / f"{name}.db"
     meta = data_dir / f"{name}.json"
-    if final.exists() and meta.exists():
-        return Loaded(**json.loads(meta.read_text()))
+    if final.exists() and (reusable := _reusable(meta)) is not None:
+        return reusable
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = data_dir / f"{name}.loading"
     for suffix in ("", "-wal", "-shm", "-journal"):
@@ -164,7 +180,7 @@ def load_sqlite(n: int, data_dir: Path) -> Loaded:
     return _record(meta, n, f"sqlite:///{final}", org_id, ids_path, max_created, t0)
 
 
-def _sqlite_dialect():  # type: ignore[no-untyped-def]
+def _sqlite_dialect() -> Dialect:
     from sqlalchemy.dialects import sqlite
 
     return sqlite.dialect()
@@ -181,9 +197,9 @@ def load_postgres(n: int, data_dir: Path, admin_url: str = PG_ADMIN_URL) -> Load
         exists = conn.execute(
             text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": dbname}
         ).first()
-        if exists and meta.exists():
+        if exists and (reusable := _reusable(meta)) is not None:
             admin.dispose()
-            return Loaded(**json.loads(meta.read_text()))
+            return reusable
         meta.unlink(missing_ok=True)
         conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{dbname}"'))

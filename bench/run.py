@@ -39,7 +39,7 @@ if __package__ in (None, ""):
 
 import click
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from bench.common import (
     BENCH_KEY,
