@@ -12,6 +12,7 @@ change mattered on a real server.
 from __future__ import annotations
 
 import asyncio
+import gc
 import cProfile
 import pstats
 import random
@@ -116,6 +117,8 @@ def main(store: Path, n: int, rounds: int, scenarios: str, profiled: str | None)
     uvloop.install()
     settings = Settings(database_url=f"sqlite:///{store.resolve()}", bootstrap_api_key=BENCH_KEY)
     app = create_app(settings)
+    gc.collect()
+    gc.freeze()  # as uprof.app.app_from_env does for a server
     call = Call(app)
     ids = _ids(store, n)
     list_scope = _scope("GET", "/v1/user_profiles", b"limit=20")

@@ -300,6 +300,22 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
     return total
 
 
+def page_cache_refaults() -> int | None:
+    """File pages read back into the page cache after the kernel had evicted them (Linux's
+    ``workingset_refault_file``): a request that needs one waits for the disk. On VMs whose
+    host reclaims cold memory (DAMON ``pageout``), a store larger than what stays hot is
+    partly evicted between runs; this counter says how much of a run that was."""
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == "workingset_refault_file":
+                    return int(value)
+    except OSError:
+        pass
+    return None
+
+
 def postgres_processes() -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["name"]):
@@ -403,6 +419,7 @@ def measure(
 
             threading.Thread(target=watch, daemon=True).start()
 
+    refaults_before = page_cache_refaults()
     t0 = time.monotonic()
     with Sampler(server) as sampler:
         result, _ = wrk(
@@ -421,6 +438,12 @@ def measure(
     }
     if postgres:
         cpu["postgres"] = (cpu_seconds(postgres_processes()) - before["postgres"]) / wall
+    refaults_after = page_cache_refaults()
+    extra: dict[str, Any] = {}
+    if refaults_before is not None and refaults_after is not None:
+        extra["page_cache_refaults"] = refaults_after - refaults_before
+    if scenario == "list":
+        extra.update(pages=result["pages"], walks=result["walks"])
     lat = result["latency_us"]
     pct = lat["percentiles"]
     rps = result["requests"] / (result["duration_us"] / 1e6)
@@ -437,7 +460,7 @@ def measure(
         errors=result["errors"],
         peak_rss_mib=sampler.peak / 2**20,
         cpu={k: round(v * 100, 1) for k, v in cpu.items()},
-        extra={"pages": result["pages"], "walks": result["walks"]} if scenario == "list" else {},
+        extra=extra,
     )
 
 
@@ -900,6 +923,12 @@ def main(
                             )
                             rows.append(row)
                             click.echo(format_row(row))
+                            refaults = row.uprof.extra.get("page_cache_refaults", 0)
+                            if refaults >= 1000:
+                                click.echo(
+                                    f"   (uprof's run read {refaults:,} evicted pages back "
+                                    "from disk: the store did not stay in the page cache)"
+                                )
                         if soak_seconds and w == worker_counts[0] and n == ns[-1]:
                             click.echo(f"   soak: mixed workload for {soak_seconds}s ...")
                             result = soak(up, soak_seconds, loaded.ids_path, pin, connections)
