@@ -12,8 +12,8 @@ change mattered on a real server.
 from __future__ import annotations
 
 import asyncio
-import gc
 import cProfile
+import gc
 import pstats
 import random
 import time
