@@ -114,10 +114,6 @@ class KeyService:
 
     def revoke(self, key_id: str) -> bool:
         revoked = self._db.write_sync(lambda conn: store.revoke_key(conn, key_id, self._clock()))
-        self.forget()
-        return revoked
-
-    def forget(self) -> None:
-        """Drop every cached authentication outcome (here and in caches keyed on revision)."""
         self._cache.clear()
-        self.revision += 1
+        self.revision += 1  # and so every cache keyed on it
+        return revoked

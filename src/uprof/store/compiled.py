@@ -31,6 +31,10 @@ class Compiled:
         self.text: str = str(compiled)
         self.constants: dict[str, Any] = {k: v for k, v in compiled.params.items() if v is not None}
 
+    def bind(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Every parameter the statement binds: the caller's and its own constants."""
+        return {**self.constants, **params} if self.constants else params
+
 
 class StatementCache:
     """Compiled SQL by (dialect, variant); the statement is built only on a miss."""
@@ -82,9 +86,7 @@ class Query(Generic[T]):
     def sql(self, dialect: Dialect) -> tuple[str, dict[str, Any]]:
         """The statement's text for ``dialect`` and every parameter it binds."""
         compiled = self.cache.for_dialect(dialect, self.variant, self.build)
-        if compiled.constants:
-            return compiled.text, {**compiled.constants, **self.params}
-        return compiled.text, self.params
+        return compiled.text, compiled.bind(self.params)
 
 
 def run(conn: Connection, query: Query[T]) -> T:
@@ -95,22 +97,11 @@ def run(conn: Connection, query: Query[T]) -> T:
     return query.result(raw.execute(text, params).fetchall())
 
 
-def fetch_all(conn: Connection, sql: Compiled, params: dict[str, Any]) -> list[Any]:
-    """Run on the DBAPI connection under ``conn`` (inside whatever transaction it holds)."""
-    if sql.constants:
-        params = {**sql.constants, **params}
-    raw: Any = conn.connection.driver_connection
-    rows: list[Any] = raw.execute(sql.text, params).fetchall()
-    return rows
-
-
 def execute(conn: Connection, sql: Compiled, params: dict[str, Any]) -> int:
     """Run a write on the DBAPI connection under ``conn``; the number of rows it touched."""
-    if sql.constants:
-        params = {**sql.constants, **params}
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql.text, params)
+        cursor.execute(sql.text, sql.bind(params))
         return int(cursor.rowcount)
     finally:
         cursor.close()
