@@ -10,6 +10,7 @@ import msgspec
 
 from uprof.domain.model import Profile, ProfilePatch
 from uprof.domain.rules import new_profile
+from uprof.domain.timefmt import from_us
 from uprof.domain.versions import GA, Detail, render
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -52,7 +53,7 @@ def bench_patch(i: int) -> ProfilePatch:
         name=f"Bench User {i:08d}",
         metadata={"plan": "pro", "region": "eu-west-1", "cohort": str(i % 97)},
         reference_id=f"ref-{i:010d}",
-        onboarded_at=1_767_225_600_000_000 + i * 1_000_000,  # 2026-01-01T00:00:00Z + i s
+        onboarded_at=from_us(1_767_225_600_000_000 + i * 1_000_000),  # 2026-01-01T00:00:00Z + i s
         account_status="active",
         country="US",
         email_hash=hashlib.sha256(b"user%d@example.com" % i).hexdigest(),

@@ -9,6 +9,7 @@ import pytest
 from tests.api.test_transport import V0324, V0818, V0904, assert_error
 from tests.conftest import START, Api
 from uprof.domain.model import Profile
+from uprof.domain.timefmt import from_us
 from uprof.service.clock import ManualClock
 from uprof.service.container import Services
 from uprof.store import profiles as profile_store
@@ -213,8 +214,8 @@ def _seed(services: Services, org_id: str, statuses: list[str]) -> list[str]:
         Profile(
             id=f"uprof_seed{i:08d}{org_id[-6:]}",
             org_id=org_id,
-            created_at=START + i,
-            updated_at=START + i,
+            created_at=from_us(START + i),
+            updated_at=from_us(START + i),
             enforcement_status=s,
         )
         for i, s in enumerate(statuses)

@@ -1,24 +1,195 @@
-"""The schema the migrations build is the schema the queries are written against."""
+"""The schema the migrations build is the schema the queries are written against, and data
+written under an earlier revision reads the same after the upgrade."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
 
-from uprof.service.container import Services
+from uprof.domain.model import Profile
+from uprof.domain.timefmt import from_us
+from uprof.store import profiles as profile_store
+from uprof.store.database import normalize_url, open_database
 from uprof.store.migrate import current_revision, migrate
 from uprof.store.tables import metadata
 
-
-def test_migrations_match_the_tables(services: Services) -> None:
-    def diff(conn):  # type: ignore[no-untyped-def]
-        return compare_metadata(MigrationContext.configure(conn), metadata)
-
-    assert services.db.read_sync(diff) == []
-    assert current_revision(services.db) == "0001"
+HEAD = "0002"
 
 
-def test_migrating_again_is_a_no_op(services: Services) -> None:
-    migrate(services.db)
-    migrate(services.db)
-    assert current_revision(services.db) == "0001"
+@pytest.fixture
+def fresh_url(database_url: str) -> Iterator[str]:
+    """A database nothing has migrated yet: on PostgreSQL one of its own for the test (the
+    session's database is shared and already at the head)."""
+    if not database_url.startswith("postgresql"):
+        yield database_url
+        return
+    base, _, _ = database_url.rpartition("/")
+    name = f"uprof_migrate_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalize_url(database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_migrations_match_the_tables(database_url: str) -> None:
+    db = open_database(database_url)
+    try:
+        migrate(db)
+
+        def diff(conn):  # type: ignore[no-untyped-def]
+            return compare_metadata(MigrationContext.configure(conn), metadata)
+
+        assert db.read_sync(diff) == []
+        assert current_revision(db) == HEAD
+    finally:
+        db.close()
+
+
+def test_migrating_again_is_a_no_op(database_url: str) -> None:
+    db = open_database(database_url)
+    try:
+        migrate(db)
+        migrate(db)
+        assert current_revision(db) == HEAD
+    finally:
+        db.close()
+
+
+# Rows as revision 0001 stored them: one column per attribute, metadata as JSON text.
+_ROWS_0001: list[dict[str, Any]] = [
+    {
+        "id": "uprof_0001full",
+        "created_at": 1_700_000_000_123_456,
+        "updated_at": 1_700_000_100_000_000,
+        "access_type": "passthrough",
+        "name": 'Zoë "quoted" \\ name',
+        "name_key": 'zoë "quoted" \\ name',
+        "metadata": '{"plan":"pro","emoji":"\\ud83d\\ude00","quote":"a\\"b"}',
+        "reference_id": "ext-1",
+        "onboarded_at": -1_500_001,  # before 1970, not a whole second
+        "account_status": "active",
+        "country": "DE",
+        "email_hash": "e" * 64,
+        "entity_type": "business",
+        "name_hash": "n" * 64,
+        "enforcement_status": "restricted",
+    },
+    {
+        "id": "uprof_0001bare",
+        "created_at": 1_700_000_000_000_000,
+        "updated_at": 1_700_000_000_000_000,
+        "access_type": "application",
+        "name": None,
+        "name_key": None,
+        "metadata": "{}",
+        "reference_id": None,
+        "onboarded_at": None,
+        "account_status": None,
+        "country": None,
+        "email_hash": None,
+        "entity_type": None,
+        "name_hash": None,
+        "enforcement_status": "unrestricted",
+    },
+]
+
+
+def test_profiles_of_revision_0001_read_the_same_after_the_upgrade(fresh_url: str) -> None:
+    db = open_database(fresh_url)
+    try:
+        migrate(db, "0001")
+        org = "org_migrated"
+
+        def seed(conn: Any) -> None:
+            conn.execute(
+                text("INSERT INTO organizations (id, name, created_at) VALUES (:i, :n, 1)"),
+                {"i": org, "n": "migrated"},
+            )
+            for row in _ROWS_0001:
+                columns = ", ".join(["org_id", *row])
+                values = ", ".join([":org_id", *(f":{k}" for k in row)])
+                conn.execute(
+                    text(f"INSERT INTO user_profiles ({columns}) VALUES ({values})"),
+                    {"org_id": org, **row},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO links (token_hash, org_id, profile_id, kind, action, "
+                    "created_at, expires_at) VALUES ('t1', :o, 'uprof_0001full', 'enrollment', "
+                    "NULL, 1, 2)"
+                ),
+                {"o": org},
+            )
+
+        db.write_sync(seed)
+        migrate(db)
+        assert current_revision(db) == HEAD
+
+        async def read() -> list[Profile]:
+            page = await db.query(
+                profile_store.scan(org, order_by="created_at", descending=True, after=None, n=10)
+            )
+            one = await db.query(profile_store.profile_by_id(org, "uprof_0001full"))
+            assert one == page[0]
+            return page
+
+        full, bare = asyncio.run(read())
+        assert full == Profile(
+            id="uprof_0001full",
+            org_id=org,
+            created_at=from_us(1_700_000_000_123_456),
+            updated_at=from_us(1_700_000_100_000_000),
+            access_type="passthrough",
+            name='Zoë "quoted" \\ name',
+            metadata={"plan": "pro", "emoji": "\U0001f600", "quote": 'a"b'},
+            reference_id="ext-1",
+            onboarded_at=datetime(1969, 12, 31, 23, 59, 58, 499_999, tzinfo=UTC),
+            account_status="active",
+            country="DE",
+            email_hash="e" * 64,
+            entity_type="business",
+            name_hash="n" * 64,
+            enforcement_status="restricted",
+        )
+        assert bare == Profile(
+            id="uprof_0001bare",
+            org_id=org,
+            created_at=from_us(1_700_000_000_000_000),
+            updated_at=from_us(1_700_000_000_000_000),
+        )
+        # The table was altered in place: the link that references a profile is still there
+        # (a rebuild of the table would have cascaded its deletion on SQLite).
+        links = db.read_sync(lambda c: c.execute(text("SELECT count(*) FROM links")).scalar_one())
+        assert links == 1
+        # order_by=name still finds them by their kept sort keys.
+        by_name = asyncio.run(
+            db.query(profile_store.scan(org, order_by="name", descending=False, after=None, n=10))
+        )
+        assert [p.id for p in by_name] == ["uprof_0001full", "uprof_0001bare"]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("revision", ["0001"])
+def test_every_revision_upgrades_an_empty_database(fresh_url: str, revision: str) -> None:
+    db = open_database(fresh_url)
+    try:
+        migrate(db, revision)
+        assert current_revision(db) == revision
+        migrate(db)
+        assert current_revision(db) == HEAD
+    finally:
+        db.close()

@@ -93,11 +93,15 @@ def test_full_external_user_details_round_trip(api: Api) -> None:
         "email_hash": "e" * 64,
         "entity_type": "non_profit",
         "name_hash": "n" * 255,
-        "onboarded_at": "2025-05-14T00:00:00.250Z",
+        "onboarded_at": "2025-05-14T02:00:00.25+02:00",
         "reference_id": "ref-1",
     }
     created = api.create({"external_user_details": details})
-    assert created["external_user_details"] == details
+    # The instant comes back in UTC, with six digits of fraction (decision P10).
+    assert created["external_user_details"] == {
+        **details,
+        "onboarded_at": "2025-05-14T00:00:00.250000Z",
+    }
     assert api.get(created["id"], beta=V0818).json()["external_id"] == "ref-1"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from uprof.domain.rules import (
     new_profile,
     parse_onboarded_at,
 )
-from uprof.domain.timefmt import format_us, parse_rfc3339
+from uprof.domain.timefmt import format_us, from_us, parse_rfc3339, to_us
 
 # Storable text: every code point but NUL and lone surrogates (see test_unstorable_text).
 chars = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
@@ -89,9 +90,21 @@ def test_not_a_country(bad: str) -> None:
         check_country("country", bad)
 
 
-@given(st.integers(min_value=0, max_value=253402300799999999))
+@given(st.integers(min_value=-62135596800000000, max_value=253402300799999999))
 def test_timestamps_round_trip(us: int) -> None:
     assert parse_rfc3339("t", format_us(us)) == us
+    assert to_us(from_us(us)) == us
+
+
+@given(st.integers(min_value=-62135596800000000, max_value=253402300799999999))
+def test_one_format_for_every_instant(us: int) -> None:
+    """What format_us prints is what a response prints for the same instant (msgspec encodes
+    the datetimes of a profile): no fraction for a whole second, six digits otherwise."""
+    text = format_us(us)
+    assert msgspec.json.encode(from_us(us)).decode() == f'"{text}"'
+    fraction = text[len("2026-01-01T00:00:00") : -1]
+    assert text.endswith("Z") and fraction in ("", f".{us % 1_000_000:06d}")
+    assert (fraction == "") == (us % 1_000_000 == 0)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +113,8 @@ def test_timestamps_round_trip(us: int) -> None:
         ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
         ("2026-01-01T00:00:00+02:00", "2025-12-31T22:00:00Z"),
         ("2026-01-01T00:00:00-05:30", "2026-01-01T05:30:00Z"),
-        ("2026-01-01t00:00:00.5z", "2026-01-01T00:00:00.500Z"),
+        ("2026-01-01t00:00:00.5z", "2026-01-01T00:00:00.500000Z"),
+        ("2026-01-01T00:00:00.000001Z", "2026-01-01T00:00:00.000001Z"),
         ("2026-01-01T00:00:00.123456789Z", "2026-01-01T00:00:00.123456Z"),
     ],
 )
@@ -128,7 +142,7 @@ def test_incomplete_or_impossible_timestamps(bad: str) -> None:
 
 def test_one_minute_into_the_future_is_the_limit() -> None:
     now = parse_rfc3339("now", "2026-11-22T12:00:00Z")
-    assert parse_onboarded_at("t", "2026-11-22T12:01:00Z", now) == now + 60_000_000
+    assert parse_onboarded_at("t", "2026-11-22T12:01:00Z", now) == from_us(now + 60_000_000)
     with pytest.raises(InvalidRequest):
         parse_onboarded_at("t", "2026-11-22T12:01:00.000001Z", now)
 
@@ -159,12 +173,12 @@ def test_no_op_patch_returns_the_same_record() -> None:
 def test_change_moves_updated_at_only() -> None:
     p = _profile()
     q = apply_patch(p, ProfilePatch(country="US"), 5_000)
-    assert (q.country, q.updated_at, q.created_at) == ("US", 5_000, 1_000)
+    assert (q.country, q.updated_at, q.created_at) == ("US", from_us(5_000), from_us(1_000))
 
 
 def test_updated_at_never_goes_backwards() -> None:
     p = apply_patch(_profile(), ProfilePatch(name="B"), 9_000)
-    assert apply_patch(p, ProfilePatch(name="C"), 2_000).updated_at == 9_000
+    assert apply_patch(p, ProfilePatch(name="C"), 2_000).updated_at == from_us(9_000)
 
 
 @pytest.mark.parametrize("bad", ["\x00", "a\x00b", "\ud800", "x\udfff"])

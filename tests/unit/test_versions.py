@@ -8,6 +8,7 @@ from starlette.datastructures import Headers
 from uprof.domain.errors import InvalidRequest
 from uprof.domain.model import Profile
 from uprof.domain.requests import ProfileBody
+from uprof.domain.timefmt import from_us
 from uprof.domain.versions import (
     GA,
     V2026_03_24,
@@ -50,15 +51,18 @@ def test_names_match_exactly(bad: str) -> None:
 
 
 PROFILE = Profile(
-    id="uprof_1", org_id="org", created_at=0, updated_at=0, reference_id="r", onboarded_at=0
+    id="uprof_1",
+    org_id="org",
+    created_at=from_us(0),
+    updated_at=from_us(0),
+    reference_id="r",
+    onboarded_at=from_us(0),
 )
 
 
 def test_views_name_one_stored_value_differently() -> None:
     assert render(V2026_03_24, PROFILE, Detail.FULL)["external_id"] == "r"
-    assert render(V2026_08_18, PROFILE, Detail.FULL)["external_user_onboarded_at"] == (
-        "1970-01-01T00:00:00Z"
-    )
+    assert render(V2026_08_18, PROFILE, Detail.FULL)["external_user_onboarded_at"] == from_us(0)
     for v in (V2026_09_04, GA):
         assert render(v, PROFILE, Detail.FULL)["external_user_details"]["reference_id"] == "r"
 

@@ -1,11 +1,15 @@
 """Plain records of the domain.
 
-Times are integers: microseconds since the Unix epoch, UTC. They sort, compare and store the same
-way in every dialect, and only the wire format (``timefmt``) turns them into RFC 3339 text.
+Times are integers, microseconds since the Unix epoch (UTC), where they are computed with, sorted
+and stored in columns: the clock, cursors, links. The instants of a ``Profile`` are aware UTC
+datetimes of the same microseconds: a profile is decoded from its stored document and encoded
+into every response by msgspec, which reads and writes RFC 3339 in C (formatting three
+timestamps a profile in Python cost more than the rest of a page of a list).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -29,18 +33,24 @@ DETAIL_FIELDS: tuple[str, ...] = (
 )
 
 
-class Profile(msgspec.Struct, frozen=True, kw_only=True):
-    """One stored user profile; every contract version is a view over this record."""
+class Profile(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One stored user profile; every contract version is a view over this record.
+
+    The store keeps it as msgspec encodes it: a JSON array of the fields in this order
+    (``array_like``). The order is therefore a storage format: add fields only at the end,
+    each with a default, so documents written before still decode
+    (``tests/store/test_profile_rows.py`` pins the encoding).
+    """
 
     id: str
     org_id: str
-    created_at: int
-    updated_at: int
+    created_at: datetime
+    updated_at: datetime
     access_type: str = "application"
     name: str | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
     reference_id: str | None = None
-    onboarded_at: int | None = None
+    onboarded_at: datetime | None = None
     account_status: str | None = None
     country: str | None = None
     email_hash: str | None = None
@@ -61,7 +71,7 @@ class ProfilePatch(msgspec.Struct, kw_only=True):
     name: str | UnsetType | None = UNSET
     access_type: str | UnsetType = UNSET
     reference_id: str | UnsetType = UNSET
-    onboarded_at: int | UnsetType = UNSET
+    onboarded_at: datetime | UnsetType = UNSET
     account_status: str | UnsetType = UNSET
     country: str | UnsetType = UNSET
     email_hash: str | UnsetType = UNSET

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from msgspec import UNSET, structs
 
 from uprof.domain.errors import InvalidRequest
 from uprof.domain.model import REPLACED_FIELDS, Profile, ProfilePatch
-from uprof.domain.timefmt import parse_rfc3339
+from uprof.domain.timefmt import from_us, parse_rfc3339
 
 METADATA_MAX_KEYS = 16
 METADATA_MAX_KEY_CHARS = 64
@@ -114,11 +116,11 @@ def check_country(field: str, value: str) -> str:
     return value
 
 
-def parse_onboarded_at(field: str, text: str, now_us: int) -> int:
+def parse_onboarded_at(field: str, text: str, now_us: int) -> datetime:
     us = parse_rfc3339(field, text)
     if us > now_us + FUTURE_TOLERANCE_US:
         raise InvalidRequest(f"{field}: must be no more than 1 minute in the future")
-    return us
+    return from_us(us)
 
 
 def name_sort_key(name: str | None) -> str | None:
@@ -135,11 +137,12 @@ def new_profile(*, profile_id: str, org_id: str, now_us: int, patch: ProfilePatc
     metadata = patch.metadata if patch.metadata is not UNSET else {}
     check_new_metadata(metadata)
     values = {f: getattr(patch, f) for f in REPLACED_FIELDS if getattr(patch, f) is not UNSET}
+    now = from_us(now_us)
     return Profile(
         id=profile_id,
         org_id=org_id,
-        created_at=now_us,
-        updated_at=now_us,
+        created_at=now,
+        updated_at=now,
         metadata=metadata,
         **values,
     )
@@ -158,4 +161,4 @@ def apply_patch(profile: Profile, patch: ProfilePatch, now_us: int) -> Profile:
             changes[field] = value
     if not changes:
         return profile
-    return structs.replace(profile, updated_at=max(now_us, profile.updated_at), **changes)
+    return structs.replace(profile, updated_at=max(from_us(now_us), profile.updated_at), **changes)

@@ -1,10 +1,13 @@
-"""RFC 3339 on the wire, integer microseconds inside."""
+"""RFC 3339 on the wire; inside, integer microseconds since the epoch (the clock, links, keys,
+cursors) or aware UTC datetimes (the instants of a ``Profile``, which msgspec decodes from the
+stored document and encodes into responses in C)."""
 
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
+
+import msgspec
 
 from uprof.domain.errors import InvalidRequest
 
@@ -16,39 +19,25 @@ _RFC3339 = re.compile(
 )
 
 
-# The text of each whole second formatted lately: every response formats two or three
-# timestamps, a page of a list sixty, and neighbouring profiles share their seconds. Bounded:
-# emptied when full.
-_SECONDS: dict[int, str] = {}
-_SECONDS_MAX = 65_536
+_encode = msgspec.json.Encoder().encode
 
 
-def _second_text(seconds: int) -> str:
-    try:
-        t = time.gmtime(seconds)  # several times cheaper than datetime + strftime
-        return (
-            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-        )
-    except (OverflowError, OSError, ValueError):
-        return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+def from_us(us: int) -> datetime:
+    """Microseconds since the epoch as an aware UTC datetime (exact: both count microseconds)."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def format_dt(dt: datetime) -> str:
+    """RFC 3339 in UTC as every response prints it: ``Z``, no fraction for a whole second, six
+    digits otherwise. This is how msgspec encodes an aware UTC datetime, which is how the
+    profiles in responses are rendered (in C, with the rest of the body); anything formatted
+    one at a time uses the same rule through this function."""
+    return _encode(dt.astimezone(UTC))[1:-1].decode("ascii")
 
 
 def format_us(us: int) -> str:
-    """Microseconds since the epoch to RFC 3339 in UTC with a ``Z`` suffix."""
-    seconds, frac = divmod(us, 1_000_000)
-    text = _SECONDS.get(seconds)
-    if text is None:
-        text = _second_text(seconds)
-        if len(_SECONDS) >= _SECONDS_MAX:
-            _SECONDS.clear()
-        _SECONDS[seconds] = text
-    if not frac:
-        return text + "Z"
-    if frac % 1000 == 0:
-        # Whole seconds print none, whole milliseconds three digits (the API's own style).
-        return f"{text}.{frac // 1000:03d}Z"
-    return f"{text}.{frac:06d}Z"
+    """Microseconds since the epoch to RFC 3339 in UTC (``format_dt``)."""
+    return format_dt(from_us(us))
 
 
 def to_us(dt: datetime) -> int:
@@ -57,7 +46,8 @@ def to_us(dt: datetime) -> int:
 
 
 def parse_rfc3339(field: str, text: str) -> int:
-    """Parse a complete RFC 3339 timestamp into UTC microseconds, or raise InvalidRequest."""
+    """Parse a complete RFC 3339 timestamp into UTC microseconds, or raise InvalidRequest.
+    Digits beyond microseconds are truncated."""
     m = _RFC3339.match(text)
     if m is None:
         raise InvalidRequest(

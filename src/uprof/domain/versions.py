@@ -19,7 +19,6 @@ from uprof.domain.errors import InvalidRequest
 from uprof.domain.model import DETAIL_FIELDS, Profile, ProfilePatch
 from uprof.domain.requests import ProfileBody, present_fields
 from uprof.domain.rules import check_country, check_text, parse_onboarded_at
-from uprof.domain.timefmt import format_us
 
 
 class Detail(Enum):
@@ -31,41 +30,54 @@ class Detail(Enum):
     WRITE = "write"
 
 
-Getter = Callable[[Profile, Detail], Any]
-
-
 @dataclass(frozen=True)
 class ViewField:
+    """One field of a version's response: its name on the wire and how it is computed from the
+    stored profile, either ``expr`` (a Python expression over ``p``, the profile, and
+    ``detail``, using the helpers in ``_HELPERS``) or ``fields`` (a nested object)."""
+
     name: str
-    get: Getter
-    # When the value is a profile attribute as it is, or a constant, say so: the compiled view
-    # (``compile_view``) then reads it inline instead of calling ``get``.
-    attr: str | None = None
-    const: str | None = None
+    expr: str | None = None
+    fields: tuple[ViewField, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.expr is None) == (not self.fields):
+            raise ValueError(f"{self.name}: give exactly one of expr and fields")
 
 
 Renderer = Callable[[Profile, Detail], dict[str, Any]]
+PageRenderer = Callable[[list[Profile], Detail], list[dict[str, Any]]]
 
 
-def compile_view(view: tuple[ViewField, ...]) -> Renderer:
-    """The view as one function returning one dict literal: every response renders one profile
-    or a page of them, and a call per field costs more than the field."""
-    namespace: dict[str, Any] = {}
+_RELATIONSHIP_OF = {"application": "external", "passthrough": "resold"}
+
+# What view expressions may use besides ``p`` and ``detail``. (Instants need no helper: they
+# are datetimes, which the JSON encoder writes as RFC 3339.)
+_HELPERS: dict[str, Any] = {
+    "RELATIONSHIP_OF": _RELATIONSHIP_OF,
+}
+
+
+def _literal(fields: tuple[ViewField, ...]) -> str:
     items = []
-    for i, f in enumerate(view):
-        if f.attr is not None:
-            if not f.attr.isidentifier():
-                raise ValueError(f"not an attribute name: {f.attr!r}")
-            items.append(f"{f.name!r}: p.{f.attr}")
-        elif f.const is not None:
-            items.append(f"{f.name!r}: {f.const!r}")
-        else:
-            namespace[f"get_{i}"] = f.get
-            items.append(f"{f.name!r}: get_{i}(p, detail)")
-    source = "def render(p, detail):\n    return {" + ", ".join(items) + "}\n"
-    exec(source, namespace)
-    renderer: Renderer = namespace["render"]
-    return renderer
+    for f in fields:
+        value = f.expr if f.expr is not None else _literal(f.fields)
+        items.append(f"{f.name!r}: {value}")
+    return "{" + ", ".join(items) + "}"
+
+
+def compile_view(view: tuple[ViewField, ...]) -> tuple[Renderer, PageRenderer]:
+    """The view as two generated functions: one profile to one dict literal, and a page of
+    profiles to a list of them in one comprehension. Every response renders one profile or a
+    page of them, and a function call per field (or per profile) costs more than the field."""
+    literal = _literal(view)
+    source = (
+        f"def render(p, detail):\n    return {literal}\n"
+        f"def render_page(profiles, detail):\n    return [{literal} for p in profiles]\n"
+    )
+    namespace = dict(_HELPERS)
+    exec(compile(source, f"<view {literal[:40]}...>", "exec"), namespace)
+    return namespace["render"], namespace["render_page"]
 
 
 @dataclass(frozen=True)
@@ -79,9 +91,12 @@ class ContractVersion:
     # What to tell a client who sent a field this version does not take.
     hints: tuple[tuple[str, str], ...] = ()
     renderer: Renderer = dataclasses.field(init=False, repr=False, compare=False)
+    page_renderer: PageRenderer = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "renderer", compile_view(self.view))
+        renderer, page_renderer = compile_view(self.view)
+        object.__setattr__(self, "renderer", renderer)
+        object.__setattr__(self, "page_renderer", page_renderer)
 
     @property
     def is_beta(self) -> bool:
@@ -90,55 +105,34 @@ class ContractVersion:
 
 # --- how each stored value is shown ------------------------------------------------------------
 
-
-def _ts(value: int | None) -> str | None:
-    return None if value is None else format_us(value)
-
-
-def _details(p: Profile, _: Detail) -> dict[str, Any]:
-    return {
-        "account_status": p.account_status,
-        "country": p.country,
-        "email_hash": p.email_hash,
-        "entity_type": p.entity_type,
-        "name_hash": p.name_hash,
-        "onboarded_at": _ts(p.onboarded_at),
-        "reference_id": p.reference_id,
-    }
-
-
-def _trust_grants(p: Profile, _: Detail) -> dict[str, Any]:
-    # Grants are set by the operator side; a profile with none in flight shows none.
-    return {}
-
-
-def _programs(p: Profile, _: Detail) -> dict[str, Any]:
-    return {"cyber": None, "efs": None}
-
-
-def _enforcement_actions(p: Profile, _: Detail) -> list[Any]:
-    return []
-
-
-_RELATIONSHIP_OF = {"application": "external", "passthrough": "resold"}
-
-ID = ViewField("id", lambda p, _: p.id, attr="id")
-TYPE = ViewField("type", lambda p, _: "user_profile", const="user_profile")
-CREATED_AT = ViewField("created_at", lambda p, _: format_us(p.created_at))
-UPDATED_AT = ViewField("updated_at", lambda p, _: format_us(p.updated_at))
-METADATA = ViewField("metadata", lambda p, _: p.metadata, attr="metadata")
-NAME = ViewField("name", lambda p, _: p.name, attr="name")
-ACCESS_TYPE = ViewField("access_type", lambda p, _: p.access_type, attr="access_type")
-RELATIONSHIP = ViewField("relationship", lambda p, _: _RELATIONSHIP_OF[p.access_type])
-EXTERNAL_ID = ViewField("external_id", lambda p, _: p.reference_id, attr="reference_id")
-ONBOARDED_AT = ViewField("external_user_onboarded_at", lambda p, _: _ts(p.onboarded_at))
-DETAILS = ViewField("external_user_details", _details)
-TRUST_GRANTS = ViewField("trust_grants", _trust_grants)
-PROGRAMS = ViewField("programs", _programs)
-ENFORCEMENT_STATUS = ViewField(
-    "enforcement_status", lambda p, _: p.enforcement_status, attr="enforcement_status"
+ID = ViewField("id", "p.id")
+TYPE = ViewField("type", "'user_profile'")
+CREATED_AT = ViewField("created_at", "p.created_at")
+UPDATED_AT = ViewField("updated_at", "p.updated_at")
+METADATA = ViewField("metadata", "p.metadata")
+NAME = ViewField("name", "p.name")
+ACCESS_TYPE = ViewField("access_type", "p.access_type")
+RELATIONSHIP = ViewField("relationship", "RELATIONSHIP_OF[p.access_type]")
+EXTERNAL_ID = ViewField("external_id", "p.reference_id")
+ONBOARDED_AT = ViewField("external_user_onboarded_at", "p.onboarded_at")
+DETAILS = ViewField(
+    "external_user_details",
+    fields=(
+        ViewField("account_status", "p.account_status"),
+        ViewField("country", "p.country"),
+        ViewField("email_hash", "p.email_hash"),
+        ViewField("entity_type", "p.entity_type"),
+        ViewField("name_hash", "p.name_hash"),
+        ViewField("onboarded_at", "p.onboarded_at"),
+        ViewField("reference_id", "p.reference_id"),
+    ),
 )
-ENFORCEMENT_ACTIONS = ViewField("enforcement_actions", _enforcement_actions)
+# Grants, programs and enforcement actions are set by the operator side; a profile with none
+# in flight shows none.
+TRUST_GRANTS = ViewField("trust_grants", "{}")
+PROGRAMS = ViewField("programs", "{'cyber': None, 'efs': None}")
+ENFORCEMENT_STATUS = ViewField("enforcement_status", "p.enforcement_status")
+ENFORCEMENT_ACTIONS = ViewField("enforcement_actions", "[]")
 
 _COMMON = (ID, TYPE, CREATED_AT, UPDATED_AT, METADATA, NAME)
 
@@ -196,6 +190,12 @@ BETA_VERSIONS: dict[str, ContractVersion] = {
 
 def render(version: ContractVersion, profile: Profile, detail: Detail) -> dict[str, Any]:
     return version.renderer(profile, detail)
+
+
+def render_page(
+    version: ContractVersion, profiles: list[Profile], detail: Detail
+) -> list[dict[str, Any]]:
+    return version.page_renderer(profiles, detail)
 
 
 # --- requests ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from uprof.domain.errors import AuthenticationFailed, InvalidRequest, NotFound
 from uprof.domain.model import ENFORCEMENT_STATUSES, LinkKind, ListQuery
 from uprof.domain.requests import ActionUrlBody, EmptyBody, ProfileBody
 from uprof.domain.timefmt import format_us
-from uprof.domain.versions import ContractVersion, Detail, render
+from uprof.domain.versions import ContractVersion, Detail, render, render_page
 from uprof.http.bodies import decode, read_body
 from uprof.http.negotiation import check_api_version, contract_version
 from uprof.service.container import Services
@@ -276,7 +276,7 @@ async def list_profiles(request: Request) -> Response:
     query = _list_query(request, caller.version)
     page = _one(request, "page")
     profiles, next_page = await services(request).profiles.list(caller.org_id, query, page or None)
-    data = [render(caller.version, p, Detail.LIST) for p in profiles]
+    data = render_page(caller.version, profiles, Detail.LIST)
     return _json({"data": data, "next_page": next_page}, caller)
 
 

@@ -8,8 +8,8 @@ Parameters are named (``:name`` on SQLite, ``%(name)s`` on psycopg), so one dict
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
@@ -17,6 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 
 _SQLITE_NAMED = sqlite.dialect(paramstyle="named")
+
+T = TypeVar("T")
 
 
 class Compiled:
@@ -36,56 +38,51 @@ class Compiled:
         return {**self.constants, **params} if self.constants else params
 
 
-class StatementCache:
-    """Compiled SQL by (dialect, variant); the statement is built only on a miss."""
+def _no_result(rows: list[Any]) -> None:
+    return None
 
-    def __init__(self) -> None:
-        self._sql: dict[tuple[str, Hashable], Compiled] = {}
 
-    def sql(self, conn: Connection, variant: Hashable, build: Callable[[], Executable]) -> Compiled:
-        return self.for_dialect(conn.dialect, variant, build)
+class Statement(Generic[T]):
+    """One statement of the store and how its rows become a result; built from SQLAlchemy Core
+    on first use and compiled once per dialect (``build`` runs at most once a dialect)."""
 
-    def for_dialect(
-        self, dialect: Dialect, variant: Hashable, build: Callable[[], Executable]
-    ) -> Compiled:
-        key = (dialect.name, variant)
-        found = self._sql.get(key)
+    __slots__ = ("_build", "_compiled", "name", "result")
+
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[], Executable],
+        result: Callable[[list[Any]], T] = _no_result,  # type: ignore[assignment]
+    ) -> None:
+        self.name = name
+        self._build = build
+        self.result = result
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> Compiled:
+        found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._sql[key] = Compiled(build(), dialect)
+            found = self._compiled[dialect.name] = Compiled(self._build(), dialect)
         return found
 
+    def __repr__(self) -> str:
+        return f"Statement({self.name!r})"
 
-T = TypeVar("T")
 
-
-class Query(Generic[T]):
-    """One read statement as a value: what to run and how its rows become the result.
+class Query(NamedTuple, Generic[T]):
+    """One read as a value: the statement and its parameters.
 
     Store functions return these instead of running them, so the database decides where the
     statement runs: inline on the event loop for SQLite, on an asynchronous PostgreSQL
     connection without a thread hop, or inside a unit of work on a ``Connection`` (``run``).
-    ``variant`` names the statement's shape in ``cache``; ``build`` makes it on a cache miss.
     """
 
-    __slots__ = ("build", "cache", "params", "result", "variant")
-
-    def __init__(
-        self,
-        cache: StatementCache,
-        variant: Hashable,
-        build: Callable[[], Executable],
-        params: dict[str, Any],
-        result: Callable[[list[Any]], T],
-    ) -> None:
-        self.cache = cache
-        self.variant = variant
-        self.build = build
-        self.params = params
-        self.result = result
+    statement: Statement[T]
+    params: dict[str, Any]
 
     def sql(self, dialect: Dialect) -> tuple[str, dict[str, Any]]:
         """The statement's text for ``dialect`` and every parameter it binds."""
-        compiled = self.cache.for_dialect(dialect, self.variant, self.build)
+        compiled = self.statement.compiled(dialect)
         return compiled.text, compiled.bind(self.params)
 
 
@@ -94,14 +91,15 @@ def run(conn: Connection, query: Query[T]) -> T:
     holds)."""
     text, params = query.sql(conn.dialect)
     raw: Any = conn.connection.driver_connection
-    return query.result(raw.execute(text, params).fetchall())
+    return query.statement.result(raw.execute(text, params).fetchall())
 
 
-def execute(conn: Connection, sql: Compiled, params: dict[str, Any]) -> int:
+def execute(conn: Connection, statement: Statement[Any], params: dict[str, Any]) -> int:
     """Run a write on the DBAPI connection under ``conn``; the number of rows it touched."""
+    compiled = statement.compiled(conn.dialect)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql.text, sql.bind(params))
+        cursor.execute(compiled.text, compiled.bind(params))
         return int(cursor.rowcount)
     finally:
         cursor.close()

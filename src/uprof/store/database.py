@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import QueuePool, SingletonThreadPool, StaticPool
 
 from uprof.domain.errors import ApiError, Overloaded
-from uprof.store.compiled import Query, run
+from uprof.store.compiled import Query
 
 T = TypeVar("T")
 log = logging.getLogger("uprof.store")
@@ -131,6 +131,7 @@ class SqliteDatabase:
         if conn is None or conn.closed:
             conn = self.engine.connect()
             self._local.conn = conn
+            self._local.raw = conn.connection.driver_connection
         return conn
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
@@ -145,8 +146,31 @@ class SqliteDatabase:
             if conn.in_transaction():
                 conn.rollback()
 
+    def _snapshot(self) -> tuple[Connection, Any]:
+        """This thread's read connection and its DBAPI connection, inside the event-loop
+        iteration's read snapshot (begun here if none is open)."""
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._conn()
+        raw = local.raw
+        if not raw.in_transaction:
+            raw.execute("BEGIN")
+            asyncio.get_running_loop().call_soon(self._end_snapshot, conn)
+        return conn, raw
+
     async def query(self, query: Query[T]) -> T:
-        return await self.read(lambda conn: run(conn, query))
+        """Run a read statement on the loop thread inside the iteration's read snapshot
+        (see ``read``): straight on the driver's connection, nothing else in between."""
+        conn, raw = self._snapshot()
+        statement = query.statement
+        compiled = statement.compiled(conn.dialect)
+        try:
+            rows = raw.execute(compiled.text, compiled.bind(query.params)).fetchall()
+        except sqlite3.OperationalError as e:
+            self._end_snapshot(conn)
+            raise _storage_error(e) from e
+        return statement.result(rows)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on the loop thread inside the iteration's read snapshot.
@@ -158,11 +182,7 @@ class SqliteDatabase:
         polls for I/O. That keeps read-after-write: a request whose client saw a write
         acknowledged was received after that write's COMMIT returned, in a poll that came
         after every snapshot begun earlier had ended."""
-        conn = self._conn()
-        raw = conn.connection.driver_connection
-        if not raw.in_transaction:  # type: ignore[union-attr]
-            raw.execute("BEGIN")  # type: ignore[union-attr]
-            asyncio.get_running_loop().call_soon(self._end_snapshot, conn)
+        conn, _raw = self._snapshot()
         try:
             return fn(conn)
         except (exc.OperationalError, sqlite3.OperationalError) as e:
@@ -506,7 +526,7 @@ class PostgresDatabase:
                 async with pool.connection() as conn:
                     cursor = await conn.execute(text, params)
                     rows = await cursor.fetchall()
-                return query.result(rows)
+                return query.statement.result(rows)
             except PoolTimeout as e:
                 raise _storage_error(e) from e
             except (psycopg.OperationalError, psycopg.InterfaceError) as e:

@@ -22,11 +22,11 @@ def _config(conn: Connection) -> Config:
     return cfg
 
 
-def migrate(db: Database) -> None:
+def migrate(db: Database, revision: str = "head") -> None:
     def upgrade(conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
-        command.upgrade(_config(conn), "head")
+        command.upgrade(_config(conn), revision)
 
     # SQLite: the write connection begins with BEGIN IMMEDIATE, which serializes migrators.
     db.write_sync(upgrade)

@@ -1,8 +1,15 @@
-"""Queries on user profiles. Every function takes the organization; keyset pages, no OFFSET."""
+"""Queries on user profiles. Every function takes the organization; keyset pages, no OFFSET.
+
+A profile is stored as one document (``doc``: the ``Profile`` record as msgspec encodes it, a
+JSON array in field order) next to the few columns the queries select and sort on (``id``,
+``org_id``, ``created_at``, ``name_key``), which are derived from the same record in the same
+statement. A read selects the document alone and decodes it into a ``Profile`` in one C call:
+with fifteen columns, turning each row's values into Python objects cost more than finding
+the row (``docs/performance.md``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,52 +29,20 @@ from sqlalchemy import (
 
 from uprof.domain.model import Position, Profile
 from uprof.domain.rules import name_sort_key
-from uprof.store.compiled import Query, StatementCache, execute, run
+from uprof.domain.timefmt import to_us
+from uprof.store.compiled import Query, Statement, execute, run
 from uprof.store.tables import user_profiles as t
 
-_statements = StatementCache()
-
-_json_encode = msgspec.json.Encoder().encode
-_json_decode = msgspec.json.Decoder(dict[str, str]).decode
-
-_COLUMNS = (
-    t.c.id,
-    t.c.org_id,
-    t.c.created_at,
-    t.c.updated_at,
-    t.c.access_type,
-    t.c.name,
-    t.c.metadata,
-    t.c.reference_id,
-    t.c.onboarded_at,
-    t.c.account_status,
-    t.c.country,
-    t.c.email_hash,
-    t.c.entity_type,
-    t.c.name_hash,
-    t.c.enforcement_status,
-)
-_SELECT = select(*_COLUMNS)
+_encode_doc = msgspec.json.Encoder().encode
+_decode_doc = msgspec.json.Decoder(Profile).decode
 
 
-def _from_row(row: Any) -> Profile:
-    return Profile(
-        id=row[0],
-        org_id=row[1],
-        created_at=row[2],
-        updated_at=row[3],
-        access_type=row[4],
-        name=row[5],
-        metadata=_json_decode(row[6]),
-        reference_id=row[7],
-        onboarded_at=row[8],
-        account_status=row[9],
-        country=row[10],
-        email_hash=row[11],
-        entity_type=row[12],
-        name_hash=row[13],
-        enforcement_status=row[14],
-    )
+def encode_doc(p: Profile) -> str:
+    return _encode_doc(p).decode()
+
+
+def decode_doc(doc: str | bytes) -> Profile:
+    return _decode_doc(doc)
 
 
 def _values(p: Profile) -> dict[str, Any]:
@@ -75,43 +50,40 @@ def _values(p: Profile) -> dict[str, Any]:
     return {
         "id": p.id,
         "org_id": p.org_id,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-        "access_type": p.access_type,
-        "name": p.name,
+        "created_at": to_us(p.created_at),
         "name_key": name_sort_key(p.name),
-        "metadata": _json_encode(p.metadata).decode(),
-        "reference_id": p.reference_id,
-        "onboarded_at": p.onboarded_at,
-        "account_status": p.account_status,
-        "country": p.country,
-        "email_hash": p.email_hash,
-        "entity_type": p.entity_type,
-        "name_hash": p.name_hash,
-        "enforcement_status": p.enforcement_status,
+        "doc": encode_doc(p),
     }
 
 
-# Columns that hold a profile attribute as it is (name_key and metadata are derived).
-_PLAIN = tuple(
-    k
-    for k in _values(Profile(id="", org_id="", created_at=0, updated_at=0))
-    if k not in ("name_key", "metadata")
-)
-
-
 def _changed(p: Profile, previous: Profile) -> dict[str, Any]:
-    """The columns of ``p`` whose values differ from ``previous``'s, by column name."""
-    params = {k: v for k in _PLAIN if (v := getattr(p, k)) != getattr(previous, k)}
-    if p.metadata != previous.metadata:
-        params["metadata"] = _json_encode(p.metadata).decode()
+    """The columns of ``p``'s row whose values differ from ``previous``'s, by column name.
+
+    An UPDATE that names an indexed column rewrites that index's entry even when the value is
+    the same (SQLite): a metadata merge names the document alone, so it dirties the table page
+    and no index page."""
+    if p == previous:
+        return {}
+    params: dict[str, Any] = {"doc": encode_doc(p)}
     if p.name != previous.name and (key := name_sort_key(p.name)) != name_sort_key(previous.name):
         params["name_key"] = key  # a renamed profile may keep its sort key ("ada" -> "Ada")
     return params
 
 
+def _first_profile(rows: list[Any]) -> Profile | None:
+    return _decode_doc(rows[0][0]) if rows else None
+
+
+def _all_profiles(rows: list[Any]) -> list[Profile]:
+    decode = _decode_doc
+    return [decode(r[0]) for r in rows]
+
+
+_INSERT: Statement[None] = Statement("insert", lambda: insert(t))
+
+
 def insert_profile(conn: Connection, p: Profile) -> None:
-    execute(conn, _statements.sql(conn, "insert", lambda: insert(t)), _values(p))
+    execute(conn, _INSERT, _values(p))
 
 
 def insert_many(conn: Connection, profiles: list[Profile]) -> None:
@@ -119,34 +91,20 @@ def insert_many(conn: Connection, profiles: list[Profile]) -> None:
     conn.execute(insert(t), [_values(p) for p in profiles])
 
 
-def _first_profile(rows: list[Any]) -> Profile | None:
-    return _from_row(rows[0]) if rows else None
-
-
-def _all_profiles(rows: list[Any]) -> list[Profile]:
-    return [_from_row(r) for r in rows]
-
-
-def _build_get(lock: bool) -> Callable[[], Select[Any]]:
+def _get_statement(lock: bool) -> Statement[Profile | None]:
     def build() -> Select[Any]:
-        q = _SELECT.where(t.c.id == bindparam("id"), t.c.org_id == bindparam("org_id"))
+        q = select(t.c.doc).where(t.c.id == bindparam("id"), t.c.org_id == bindparam("org_id"))
         # Row lock on PostgreSQL; SQLite ignores it, its writers are serialized by BEGIN IMMEDIATE.
         return q.with_for_update() if lock else q
 
-    return build
+    return Statement(f"get(lock={lock})", build, _first_profile)
 
 
-_GET_BUILDERS = {lock: _build_get(lock) for lock in (False, True)}
+_GET = {lock: _get_statement(lock) for lock in (False, True)}
 
 
 def profile_by_id(org_id: str, profile_id: str, *, lock: bool = False) -> Query[Profile | None]:
-    return Query(
-        _statements,
-        ("get", lock),
-        _GET_BUILDERS[lock],
-        {"id": profile_id, "org_id": org_id},
-        _first_profile,
-    )
+    return Query(_GET[lock], {"id": profile_id, "org_id": org_id})
 
 
 def get_profile(
@@ -155,26 +113,34 @@ def get_profile(
     return run(conn, profile_by_id(org_id, profile_id, lock=lock))
 
 
-def save_profile(conn: Connection, p: Profile, previous: Profile | None = None) -> None:
-    """Write ``p`` over its row: only the columns that differ from ``previous`` when it is
-    given. An UPDATE that names an indexed column rewrites that index's entry even when the
-    value is the same (SQLite); a metadata merge then dirties one table page instead of four
-    index pages as well, which is what keeps updates flat on a large store."""
-    if previous is None:
-        params = _values(p)
-    else:
-        params = _changed(p, previous)
-        if not params:
-            return
-    columns = tuple(params)
-
+def _save_statement(columns: tuple[str, ...]) -> Statement[None]:
     def build() -> Any:
         where = (t.c.id == bindparam("where_id"), t.c.org_id == bindparam("where_org_id"))
         return update(t).where(*where).values({c: bindparam(c) for c in columns})
 
+    return Statement(f"save{columns}", build)
+
+
+_SAVE: dict[tuple[str, ...], Statement[None]] = {
+    columns: _save_statement(columns)
+    for columns in (
+        ("doc",),
+        ("doc", "name_key"),
+        ("id", "org_id", "created_at", "name_key", "doc"),
+    )
+}
+
+
+def save_profile(conn: Connection, p: Profile, previous: Profile | None = None) -> None:
+    """Write ``p`` over its row: only the columns that differ from ``previous`` when it is
+    given."""
+    params = _values(p) if previous is None else _changed(p, previous)
+    if not params:
+        return
+    statement = _SAVE[tuple(params)]
     params["where_id"] = p.id
     params["where_org_id"] = p.org_id
-    execute(conn, _statements.sql(conn, ("save", columns), build), params)
+    execute(conn, statement, params)
 
 
 def delete_profile(conn: Connection, org_id: str, profile_id: str) -> bool:
@@ -201,15 +167,14 @@ def _scan_statement(order_by: str, descending: bool, start: str) -> Select[Any]:
     then the nameless ones by id, which come last in either direction."""
     org = t.c.org_id == bindparam("org_id")
     if order_by == "created_at":
-        q = _SELECT.where(org)
+        q = select(t.c.doc).where(org)
         if start != "first":
             q = q.where(_after(t.c.created_at, descending))
         return _ordered(q, t.c.created_at, descending).limit(bindparam("n"))
 
     seg: Any = literal_column("seg")
-    nameless = _SELECT.add_columns(t.c.name_key, literal(1).label("seg")).where(
-        org, t.c.name_key.is_(None)
-    )
+    columns = (t.c.doc, t.c.id, t.c.name_key)
+    nameless = select(*columns, literal(1).label("seg")).where(org, t.c.name_key.is_(None))
     if start == "nameless":
         nameless = nameless.where(
             t.c.id < bindparam("after_id") if descending else t.c.id > bindparam("after_id")
@@ -219,18 +184,33 @@ def _scan_statement(order_by: str, descending: bool, start: str) -> Select[Any]:
     )
     if start == "nameless":
         return nameless
-    named = _SELECT.add_columns(t.c.name_key, literal(0).label("seg")).where(
-        org, t.c.name_key.is_not(None)
-    )
+    named = select(*columns, literal(0).label("seg")).where(org, t.c.name_key.is_not(None))
     if start == "named":
         named = named.where(_after(t.c.name_key, descending))
     named = _ordered(named, t.c.name_key, descending).limit(bindparam("n"))
     both = union_all(select(named.subquery()), select(nameless.subquery())).subquery()
     key = both.c.name_key.desc() if descending else both.c.name_key.asc()
     row_id = both.c.id.desc() if descending else both.c.id.asc()
-    return (
-        select(*(both.c[c.name] for c in _COLUMNS)).order_by(seg, key, row_id).limit(bindparam("n"))
+    return select(both.c.doc).order_by(seg, key, row_id).limit(bindparam("n"))
+
+
+def _scan(order_by: str, descending: bool, start: str) -> Statement[list[Profile]]:
+    return Statement(
+        f"scan({order_by}, descending={descending}, {start})",
+        lambda: _scan_statement(order_by, descending, start),
+        _all_profiles,
     )
+
+
+_SCANS = {
+    (order_by, descending, start): _scan(order_by, descending, start)
+    for order_by, starts in (
+        ("created_at", ("first", "named")),
+        ("name", ("first", "named", "nameless")),
+    )
+    for descending in (False, True)
+    for start in starts
+}
 
 
 def scan(
@@ -252,17 +232,12 @@ def scan(
     if after is not None:
         params["after_key"] = after.key
         params["after_id"] = after.id
-    return Query(
-        _statements,
-        ("scan", order_by, descending, start),
-        lambda: _scan_statement(order_by, descending, start),
-        params,
-        _all_profiles,
-    )
+    return Query(_SCANS[(order_by, descending, start)], params)
 
 
 def position_of(p: Profile, order_by: str) -> Position:
-    key: int | str | None = p.created_at if order_by == "created_at" else name_sort_key(p.name)
+    key: int | str | None
+    key = to_us(p.created_at) if order_by == "created_at" else name_sort_key(p.name)
     return Position(key, p.id)
 
 

@@ -53,21 +53,13 @@ user_profiles = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("org_id", String(64), ForeignKey("organizations.id"), nullable=False),
+    # The columns the queries find and order rows by, derived from the profile when it is
+    # written; everything else is in ``doc`` (see ``uprof.store.profiles``).
     Column("created_at", BigInteger, nullable=False),
-    Column("updated_at", BigInteger, nullable=False),
-    Column("access_type", String(16), nullable=False),
-    Column("name", Text, nullable=True),
     # ASCII-case-folded name, the key of order_by=name.
     Column("name_key", SortText, nullable=True),
-    Column("metadata", Text, nullable=False),
-    Column("reference_id", Text, nullable=True),
-    Column("onboarded_at", BigInteger, nullable=True),
-    Column("account_status", String(16), nullable=True),
-    Column("country", String(2), nullable=True),
-    Column("email_hash", Text, nullable=True),
-    Column("entity_type", String(16), nullable=True),
-    Column("name_hash", Text, nullable=True),
-    Column("enforcement_status", String(16), nullable=False),
+    # The whole profile record: a JSON array in the field order of ``uprof.domain.model.Profile``.
+    Column("doc", Text, nullable=False),
     Index("ix_user_profiles_org_created", "org_id", "created_at", "id"),
     Index("ix_user_profiles_org_name", "org_id", "name_key", "id"),
 )
