@@ -222,7 +222,9 @@ def baseline_cmd(port: int, workers: int, pin: Pinning) -> list[str]:
     ]
 
 
-def uprof_cmd(port: int, workers: int, pin: Pinning, url: str, synchronous: str) -> list[str]:
+def uprof_cmd(
+    port: int, workers: int, pin: Pinning, url: str, synchronous: str, extra: list[str]
+) -> list[str]:
     return [
         *pin.prefix(pin.server),
         sys.executable,
@@ -237,6 +239,7 @@ def uprof_cmd(port: int, workers: int, pin: Pinning, url: str, synchronous: str)
         str(workers),
         "--sqlite-synchronous",
         synchronous,
+        *extra,
     ]
 
 
@@ -762,6 +765,12 @@ def crash_check(
     help="As `uprof serve --sqlite-synchronous`.",
 )
 @click.option(
+    "--sqlite-mmap-mib",
+    type=int,
+    default=None,
+    help="As `uprof serve --sqlite-mmap-mib` (default: uprof's own default).",
+)
+@click.option(
     "--soak",
     "soak_seconds",
     type=int,
@@ -803,6 +812,7 @@ def main(
     connections: int,
     scenarios: str,
     sqlite_synchronous: str,
+    sqlite_mmap_mib: int | None,
     soak_seconds: int,
     do_crash_check: bool,
     data_dir: Path,
@@ -824,6 +834,7 @@ def main(
     for s in wanted:
         if s not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {s!r}; choose from {SCENARIOS}")
+    serve_extra = [] if sqlite_mmap_mib is None else ["--sqlite-mmap-mib", str(sqlite_mmap_mib)]
     backends = ([] if no_sqlite else ["sqlite"]) + (["postgres"] if postgres else [])
     if not backends:
         raise click.UsageError("nothing to run: --no-sqlite without --postgres")
@@ -841,6 +852,7 @@ def main(
     click.echo(
         f"load: wrk, 1 thread, {connections} connections, {seconds}s per run, {repeat} run(s) "
         f"per scenario and target; SQLite synchronous={sqlite_synchronous}"
+        + ("" if sqlite_mmap_mib is None else f", mmap {sqlite_mmap_mib} MiB")
     )
 
     # Load every store first (cached between runs).
@@ -886,7 +898,9 @@ def main(
                     if removed:
                         click.echo(f"   (removed {removed} profiles an earlier run created)")
                     port = free_port()
-                    cmd = uprof_cmd(port, w, pin, loaded.database_url, sqlite_synchronous)
+                    cmd = uprof_cmd(
+                        port, w, pin, loaded.database_url, sqlite_synchronous, serve_extra
+                    )
                     log = logs / f"uprof-{backend}-{size_label(n)}-w{w}.log"
                     with start_server("uprof", cmd, server_env(), log, port) as up:
                         for s in ("get", "list"):
@@ -950,7 +964,9 @@ def main(
                             )
                     if do_crash_check and w == worker_counts[0] and n == ns[0]:
                         port = free_port()
-                        cmd = uprof_cmd(port, w, pin, loaded.database_url, sqlite_synchronous)
+                        cmd = uprof_cmd(
+                            port, w, pin, loaded.database_url, sqlite_synchronous, serve_extra
+                        )
                         result = crash_check(
                             loaded,
                             port,
@@ -994,6 +1010,7 @@ def main(
                     "duration_s": seconds,
                     "repeat": repeat,
                     "sqlite_synchronous": sqlite_synchronous,
+                    "sqlite_mmap_mib": sqlite_mmap_mib,
                     "targets": {
                         "ratio": TARGET_RATIO,
                         "p99_ms": TARGET_P99_MS,

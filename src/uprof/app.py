@@ -15,6 +15,7 @@ from starlette.responses import Response
 from uprof.config import Settings, settings_from_env
 from uprof.domain.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound
 from uprof.domain.ids import IdFactory, random_id
+from uprof.http.callers import CallerCache
 from uprof.http.dispatch import ApiDispatch
 from uprof.http.errors import error_response
 from uprof.http.middleware import RequestIdMiddleware
@@ -39,7 +40,11 @@ def _cursor_secret(db: Database) -> bytes:
 def build_services(
     settings: Settings, *, clock: Clock = system_clock, new_id: IdFactory = random_id
 ) -> Services:
-    db = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db = open_database(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_mmap_mib=settings.sqlite_mmap_mib,
+    )
     migrate(db)
     return Services(
         settings=settings,
@@ -92,9 +97,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> ApiDi
     )
     app.router.redirect_slashes = False
     app.state.services = svc
+    app.state.callers = callers = CallerCache(svc.keys)
     app.add_middleware(RequestIdMiddleware)
     # The API's routes are dispatched before Starlette (it gets everything else).
-    return ApiDispatch(app, api_routes, svc)
+    return ApiDispatch(app, api_routes, svc, callers)
 
 
 def app_from_env() -> ApiDispatch:

@@ -62,6 +62,12 @@ def main() -> None:
     default=None,
     help="SQLite durability: FULL survives power loss (default), NORMAL survives crashes.",
 )
+@click.option(
+    "--sqlite-mmap-mib",
+    type=click.IntRange(0, 1 << 20),
+    default=None,
+    help="How much of the SQLite file reads map instead of copying (0: off).",
+)
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 def serve(
     host: str | None,
@@ -70,6 +76,7 @@ def serve(
     public_url: str | None,
     workers: int | None,
     sqlite_synchronous: str | None,
+    sqlite_mmap_mib: int | None,
     access_log: bool,
 ) -> None:
     """Serve the API (migrates the database first)."""
@@ -82,6 +89,7 @@ def serve(
         public_url=public_url,
         workers=workers,
         sqlite_synchronous=sqlite_synchronous.upper() if sqlite_synchronous else None,
+        sqlite_mmap_mib=sqlite_mmap_mib,
     )
     _prepare(settings)
     # Workers are separate processes: they read the same settings from the environment.
@@ -92,6 +100,7 @@ def serve(
             "UPROF_PORT": str(settings.port),
             "UPROF_PUBLIC_URL": settings.base_url,
             "UPROF_SQLITE_SYNCHRONOUS": settings.sqlite_synchronous,
+            "UPROF_SQLITE_MMAP_MIB": str(settings.sqlite_mmap_mib),
         }
     )
     click.echo(f"uprof: serving {settings.base_url} on {_describe(settings.database_url)}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the API's documented limit for standard endpoints
+DEFAULT_SQLITE_MMAP_MIB = 0
 
 
 def default_database_url(data_dir: str | os.PathLike[str]) -> str:
@@ -23,6 +24,8 @@ class Settings:
     link_ttl_seconds: int = 15 * 60
     # FULL survives power loss; NORMAL survives process crashes (kill -9) and is faster.
     sqlite_synchronous: str = "FULL"
+    # How much of the SQLite file reads may map instead of copying page by page (0: none).
+    sqlite_mmap_mib: int = DEFAULT_SQLITE_MMAP_MIB
     bootstrap_api_key: str | None = None
     max_request_bytes: int = MAX_REQUEST_BYTES
 
@@ -32,6 +35,16 @@ class Settings:
         if ":" in host:
             host = f"[{host}]"
         return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
+
+
+def _int(env: os._Environ[str], name: str, default: int) -> int:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer; got {text!r}") from None
 
 
 def settings_from_env(**overrides: object) -> Settings:
@@ -46,9 +59,12 @@ def settings_from_env(**overrides: object) -> Settings:
         "workers": int(env.get("UPROF_WORKERS", "1")),
         "link_ttl_seconds": int(env.get("UPROF_LINK_TTL_SECONDS", str(15 * 60))),
         "sqlite_synchronous": env.get("UPROF_SQLITE_SYNCHRONOUS", "FULL").upper(),
+        "sqlite_mmap_mib": _int(env, "UPROF_SQLITE_MMAP_MIB", DEFAULT_SQLITE_MMAP_MIB),
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if not 0 <= int(values["sqlite_mmap_mib"]) <= 1 << 20:  # type: ignore[call-overload]
+        raise ValueError("UPROF_SQLITE_MMAP_MIB must be a number of MiB from 0 to 1048576")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     return Settings(**values)  # type: ignore[arg-type]

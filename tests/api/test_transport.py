@@ -211,6 +211,32 @@ def test_unknown_path_is_404_envelope(api: Api) -> None:
     assert_error(api.call("GET", "/v1/user_profiles/x/y/z"), 404, "not_found_error")
 
 
+def test_head_and_root_path_reach_the_same_endpoints_through_starlette(api: Api) -> None:
+    """What the fast dispatch leaves to Starlette (HEAD, a root_path) is answered by the same
+    endpoints: same status and headers, no body for HEAD."""
+    pid = api.create({"name": "Ada"})["id"]
+    head = api.call("HEAD", f"/v1/user_profiles/{pid}")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["request-id"].startswith("req_")
+    assert head.headers["anthropic-organization-id"].startswith("org_")
+    missing = api.call("HEAD", "/v1/user_profiles/uprof_missing")
+    assert missing.status_code == 404 and missing.headers["x-should-retry"] == "false"
+    with TestClient(api.client.app, base_url="http://uprof.test", root_path="/base") as mounted:
+        got = mounted.get(f"/base/v1/user_profiles/{pid}", headers=api.headers())
+    assert got.status_code == 200 and got.json()["id"] == pid
+    assert got.headers["request-id"].startswith("req_")
+
+
+def test_empty_path_segments_are_404(api: Api) -> None:
+    for method, path in [
+        ("GET", "/v1/user_profiles//"),
+        ("POST", "/v1/user_profiles//action_urls"),
+        ("POST", "/v1/user_profiles//enrollment_url"),
+        ("DELETE", "/v1/user_profiles/"),
+    ]:
+        assert api.call(method, path, json={}).status_code in (404, 405), (method, path)
+
+
 def test_wrong_method_is_405_envelope(api: Api) -> None:
     r = api.call("PATCH", "/v1/user_profiles/uprof_x", json={})
     assert_error(r, 405, "invalid_request_error")

@@ -3,12 +3,14 @@ whose stored values change."""
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uprof.domain.model import Profile
+from uprof.domain.model import Profile, ProfileText
 from uprof.domain.timefmt import from_us
-from uprof.store.profiles import _changed, _values, decode_doc, encode_doc
+from uprof.domain.versions import GA, V2026_03_24, V2026_08_18, V2026_09_04, Detail, render
+from uprof.store.profiles import _changed, _values, decode_doc, encode_doc, position_of
 
 _profiles = st.builds(
     Profile,
@@ -73,3 +75,43 @@ def test_the_document_format_is_pinned() -> None:
     )
     assert encode_doc(p) == _PINNED
     assert decode_doc(_PINNED) == p
+
+
+def test_the_text_form_has_the_fields_of_the_record() -> None:
+    assert ProfileText.__struct_fields__ == Profile.__struct_fields__
+
+
+_texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+_rich_profiles = st.builds(
+    Profile,
+    id=st.just("uprof_x"),
+    org_id=st.just("org_x"),
+    created_at=st.integers(-(10**15), 10**17).map(from_us),
+    updated_at=st.integers(0, 10**17).map(from_us),
+    access_type=st.sampled_from(["application", "passthrough"]),
+    name=st.one_of(st.none(), _texts),
+    metadata=st.dictionaries(_texts, _texts, max_size=4),
+    reference_id=st.one_of(st.none(), _texts),
+    onboarded_at=st.one_of(st.none(), st.integers(-(10**15), 10**17).map(from_us)),
+    account_status=st.one_of(st.none(), st.sampled_from(["active", "blocked"])),
+    country=st.one_of(st.none(), st.just("DE")),
+    email_hash=st.one_of(st.none(), _texts),
+    entity_type=st.one_of(st.none(), st.just("business")),
+    name_hash=st.one_of(st.none(), _texts),
+    enforcement_status=st.sampled_from(["unrestricted", "banned"]),
+)
+
+
+@given(_rich_profiles)
+def test_every_view_renders_the_text_form_byte_for_byte_as_the_record(p: Profile) -> None:
+    """Reads render the stored text without decoding it: the bytes must be exactly those of
+    rendering the decoded record, in every version and detail."""
+    text = msgspec.json.decode(encode_doc(p), type=ProfileText)
+    assert text.decoded() == p
+    for version in (V2026_03_24, V2026_08_18, V2026_09_04, GA):
+        for detail in Detail:
+            assert msgspec.json.encode(render(version, text, detail)) == msgspec.json.encode(
+                render(version, p, detail)
+            )
+    for order_by in ("created_at", "name"):
+        assert position_of(text, order_by) == position_of(p, order_by)

@@ -156,3 +156,28 @@ def test_acknowledged_writes_are_in_the_file(tmp_path: Path, synchronous: str) -
     assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 50
     other.close()
     database.close()
+
+
+@pytest.mark.parametrize("mib", [0, 16])
+def test_every_connection_maps_as_configured(tmp_path: Path, mib: int) -> None:
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 'm.sqlite'}", mmap_mib=mib)
+    try:
+        database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT)"))
+        pragma = "PRAGMA mmap_size"
+        assert database.read_sync(lambda c: c.exec_driver_sql(pragma).scalar()) == mib << 20
+        assert database.write_sync(lambda c: c.exec_driver_sql(pragma).scalar()) == mib << 20
+    finally:
+        database.close()
+
+
+def test_mmap_setting_is_checked() -> None:
+    from uprof.config import settings_from_env
+
+    for bad in ("-1", "lots", "2000000"):
+        with pytest.MonkeyPatch.context() as m:
+            m.setenv("UPROF_SQLITE_MMAP_MIB", bad)
+            with pytest.raises(ValueError, match="UPROF_SQLITE_MMAP_MIB"):
+                settings_from_env()
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("UPROF_SQLITE_MMAP_MIB", "64")
+        assert settings_from_env().sqlite_mmap_mib == 64

@@ -38,3 +38,24 @@ def test_time_text_sorts_as_the_number(a: int, b: int) -> None:
     ta, tb = ids._time_text(a), ids._time_text(b)
     assert len(ta) == len(tb) == 8
     assert (ta < tb) == (a < b)
+
+
+def test_a_forked_worker_makes_ids_of_its_own() -> None:
+    """Workers are forked from one process: neither the generator's state nor the random
+    characters already drawn may be shared, or two workers would hand out the same ids."""
+    import os
+
+    ids.random_id("uprof")  # the parent holds drawn characters
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next ids and leave
+        os.close(read)
+        os.write(write, " ".join(ids.random_id("uprof") for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        child = f.read().split()
+    os.waitpid(pid, 0)
+    parent = [ids.random_id("uprof") for _ in range(50)]
+    strip = [i[len("uprof_") + 8 :] for i in child], [i[len("uprof_") + 8 :] for i in parent]
+    assert len(child) == 50 and not set(strip[0]) & set(strip[1])

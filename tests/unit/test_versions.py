@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import pytest
 from starlette.datastructures import Headers
 
@@ -14,8 +17,10 @@ from uprof.domain.versions import (
     V2026_03_24,
     V2026_08_18,
     V2026_09_04,
+    ContractVersion,
     Detail,
     render,
+    render_page,
     translate_profile_body,
 )
 from uprof.http.negotiation import contract_version
@@ -60,11 +65,23 @@ PROFILE = Profile(
 )
 
 
+def _view(version: ContractVersion) -> Any:
+    return msgspec.to_builtins(render(version, PROFILE, Detail.FULL))
+
+
 def test_views_name_one_stored_value_differently() -> None:
-    assert render(V2026_03_24, PROFILE, Detail.FULL)["external_id"] == "r"
-    assert render(V2026_08_18, PROFILE, Detail.FULL)["external_user_onboarded_at"] == from_us(0)
+    assert _view(V2026_03_24)["external_id"] == "r"
+    assert _view(V2026_08_18)["external_user_onboarded_at"] == "1970-01-01T00:00:00Z"
     for v in (V2026_09_04, GA):
-        assert render(v, PROFILE, Detail.FULL)["external_user_details"]["reference_id"] == "r"
+        assert _view(v)["external_user_details"]["reference_id"] == "r"
+
+
+@pytest.mark.parametrize("version", [V2026_03_24, V2026_08_18, V2026_09_04, GA])
+def test_a_page_renders_as_its_profiles_do(version: ContractVersion) -> None:
+    other = msgspec.structs.replace(PROFILE, id="uprof_2", name="B", metadata={"k": "v"})
+    one = [msgspec.json.encode(render(version, p, Detail.LIST)) for p in (PROFILE, other)]
+    page = msgspec.json.encode(render_page(version, [PROFILE, other], Detail.LIST))
+    assert page == b"[" + b",".join(one) + b"]"
 
 
 def test_every_version_translates_to_the_same_patch() -> None:

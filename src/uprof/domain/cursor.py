@@ -9,7 +9,6 @@ rejected instead of silently returning the wrong rows. ``limit`` may change betw
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 
 import msgspec
@@ -37,7 +36,8 @@ _decoder = msgspec.msgpack.Decoder(_Payload)
 
 
 def _tag(secret: bytes, data: bytes) -> bytes:
-    return hmac.new(secret, data, hashlib.sha256).digest()[:_TAG_BYTES]
+    # hmac.digest: the one-shot HMAC in C (hmac.new builds two hash objects in Python).
+    return hmac.digest(secret, data, "sha256")[:_TAG_BYTES]
 
 
 def encode_cursor(secret: bytes, org_id: str, query: ListQuery, position: Position) -> str:

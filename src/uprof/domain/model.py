@@ -59,6 +59,44 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     enforcement_status: str = "unrestricted"
 
 
+class ProfileText(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A stored profile as a read finds it: the fields of ``Profile``, in its order, each value
+    still the JSON text it is stored as (``msgspec.Raw``), except the two a read decides on.
+
+    A retrieve or a list only passes values through to the response: every contract version's
+    view names the same attributes, so it renders a ``ProfileText`` exactly as it renders the
+    ``Profile`` it stands for, and the encoder copies each value's text instead of decoding it
+    here and encoding it again there (``docs/performance.md``). Rules never see one: what is
+    changed is read as a ``Profile``.
+    """
+
+    id: msgspec.Raw
+    org_id: msgspec.Raw
+    created_at: msgspec.Raw
+    updated_at: msgspec.Raw
+    access_type: str  # views map it (the 2026-03-24 relationship)
+    name: msgspec.Raw
+    metadata: msgspec.Raw
+    reference_id: msgspec.Raw
+    onboarded_at: msgspec.Raw
+    account_status: msgspec.Raw
+    country: msgspec.Raw
+    email_hash: msgspec.Raw
+    entity_type: msgspec.Raw
+    name_hash: msgspec.Raw
+    enforcement_status: str  # lists filter on it
+
+    def decoded(self) -> Profile:
+        """The ``Profile`` this text stands for."""
+        return msgspec.convert(
+            [
+                msgspec.json.decode(v) if isinstance(v, msgspec.Raw) else v
+                for v in msgspec.structs.astuple(self)
+            ],
+            Profile,
+        )
+
+
 class ProfilePatch(msgspec.Struct, kw_only=True):
     """A version-neutral change to a profile: UNSET leaves a field as it is.
 

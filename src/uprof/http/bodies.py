@@ -6,9 +6,9 @@ import re
 from typing import TypeVar
 
 import msgspec
-from starlette.requests import ClientDisconnect, Request
 
 from uprof.domain.errors import InvalidRequest, RequestTooLarge
+from uprof.http.request import ApiRequest
 
 T = TypeVar("T")
 
@@ -37,9 +37,9 @@ def _body_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return found
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: ApiRequest, limit: int) -> bytes:
     """The whole body, refusing more than ``limit`` bytes before reading them."""
-    headers = _body_headers(request.scope["headers"])
+    headers = _body_headers(request.headers)
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise InvalidRequest(
@@ -63,15 +63,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise InvalidRequest("The client closed the connection before sending the body") from None
-    body = b"".join(chunks)
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise InvalidRequest("The client closed the connection before sending the body")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if m and m.group(1).lower() in ("iso-8859-1", "latin-1", "latin1"):
         body = body.decode("latin-1").encode("utf-8")
     return body

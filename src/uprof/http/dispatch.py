@@ -3,10 +3,11 @@
 Starlette's router tries each route's regex in turn, then wraps the endpoint in a request/
 response adapter and an exception-handling layer, and every middleware wraps ``send`` once
 more; on a point lookup that costs more than the lookup itself. ``ApiDispatch`` is the app's
-outermost layer: it matches the API routes (the same ``Route`` objects Starlette gets) by their
-path segments in one dictionary probe, calls the endpoint directly, and does what the
-middleware and exception handlers do for those routes, in place: the ``request-id`` header, an
-``ApiError`` as the API's envelope, anything else as the 500 envelope.
+outermost layer: it matches the API routes (the table Starlette's routes are made from) with
+one dictionary probe or a compiled pattern per route, calls the endpoint directly with an
+``ApiRequest``, and does what the middleware and exception handlers do for those routes, in
+place: the ``request-id`` header, an ``ApiError`` as the API's envelope, anything else as the
+500 envelope.
 
 Everything it does not match exactly, a method a route does not have (405), an unknown path
 (404), a trailing slash, ``HEAD``, a ``root_path``, lifespan, goes on to the Starlette app
@@ -16,69 +17,68 @@ unchanged, which answers as before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Sequence
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from uprof.domain.errors import ApiError
 from uprof.domain.ids import random_id
+from uprof.http.callers import CallerCache
 from uprof.http.errors import error_response
 from uprof.http.middleware import send_internal_error
+from uprof.http.request import ApiRequest, Endpoint
+from uprof.http.routes import ApiRoute
+from uprof.service.container import Services
 
 log = logging.getLogger("uprof.http")
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-# One route's shape: its segments, with None where a path parameter goes, and those names.
-_Shape = tuple[tuple[str | None, ...], tuple[str, ...], Endpoint]
 
-
-def _compile(route: Route) -> tuple[tuple[str | None, ...], tuple[str, ...]]:
-    segments: list[str | None] = []
-    names: list[str] = []
+def _pattern(route: ApiRoute) -> re.Pattern[str] | None:
+    """The route's path as a regular expression with one named group per parameter (a whole,
+    non-empty segment, as Starlette's ``str`` convertor matches), or None for a path without
+    parameters."""
+    parts: list[str] = []
+    has_params = False
     for part in route.path.split("/"):
         if part.startswith("{") and part.endswith("}"):
             name, _, convertor = part[1:-1].partition(":")
-            if convertor not in ("", "str"):
+            if convertor not in ("", "str") or not name.isidentifier():
                 raise ValueError(f"{route.path}: only str path parameters are dispatched")
-            segments.append(None)
-            names.append(name)
-        elif "{" in part:
+            parts.append(f"(?P<{name}>[^/]+)")
+            has_params = True
+        elif "{" in part or "}" in part:
             raise ValueError(f"{route.path}: a parameter must be a whole path segment")
         else:
-            segments.append(part)
-    return tuple(segments), tuple(names)
+            parts.append(re.escape(part))
+    return re.compile("/".join(parts)) if has_params else None
 
 
 class ApiDispatch:
-    def __init__(self, app: ASGIApp, routes: Sequence[Route], services: object) -> None:
+    def __init__(
+        self, app: ASGIApp, routes: Sequence[ApiRoute], services: Services, callers: CallerCache
+    ) -> None:
         self.app = app
         self._services = services
-        # (method, number of segments) -> the shapes that could match
-        self._table: dict[tuple[str, int], list[_Shape]] = {}
+        self._callers = callers
+        # Paths without parameters by (method, path); the others by method, in table order.
+        self._static: dict[tuple[str, str], Endpoint] = {}
+        self._patterns: dict[str, list[tuple[re.Pattern[str], Endpoint]]] = {}
         for route in routes:
-            segments, names = _compile(route)
-            for method in route.methods or ():
-                if method == "HEAD":
-                    continue
-                shapes = self._table.setdefault((method, len(segments)), [])
-                shapes.append((segments, names, route.endpoint))
+            pattern = _pattern(route)
+            if pattern is None:
+                self._static[(route.method, route.path)] = route.endpoint
+            else:
+                self._patterns.setdefault(route.method, []).append((pattern, route.endpoint))
 
     def _match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
-        parts = path.split("/")
-        for segments, names, endpoint in self._table.get((method, len(parts)), ()):
-            params: list[str] = []
-            for want, got in zip(segments, parts, strict=True):
-                if want is None:
-                    if not got:
-                        break
-                    params.append(got)
-                elif want != got:
-                    break
-            else:
-                return endpoint, dict(zip(names, params, strict=True))
+        endpoint = self._static.get((method, path))
+        if endpoint is not None:
+            return endpoint, {}
+        for pattern, endpoint in self._patterns.get(method, ()):
+            m = pattern.fullmatch(path)
+            if m is not None:
+                return endpoint, m.groupdict()
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,18 +89,17 @@ class ApiDispatch:
         if found is None:
             await self.app(scope, receive, send)
             return
-        endpoint, scope["path_params"] = found
+        endpoint, path_params = found
         request_id = random_id("req")
-        scope["uprof.request_id"] = request_id
-        scope["uprof.services"] = self._services
-        scope["app"] = self.app
         try:
-            response = await endpoint(Request(scope, receive))
-            response.raw_headers.append((b"request-id", request_id.encode()))
+            request = ApiRequest(scope, receive, self._services, self._callers, path_params)
+            response = await endpoint(request)
         except ApiError as err:
-            response = error_response(err, request_id)  # carries request-id itself
+            # carries request-id itself
+            await error_response(err, request_id)(scope, receive, send)
+            return
         except Exception:
             log.exception("unhandled error in request %s", request_id)
             await send_internal_error(send, request_id)
             return
-        await response(scope, receive, send)
+        await response.send(send, request_id)

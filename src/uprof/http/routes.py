@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from starlette.routing import Route
 
 from uprof.http import endpoints as e
+from uprof.http.request import Endpoint, starlette_endpoint
 from uprof.web import pages
 
 PROFILE = "/v1/user_profiles/{user_profile_id}"
 
-# The API's routes: dispatched directly (``uprof.http.dispatch``), and given to Starlette too.
+
+class ApiRoute(NamedTuple):
+    path: str
+    method: str
+    endpoint: Endpoint
+
+
+# The API's routes: dispatched directly (``uprof.http.dispatch``), and given to Starlette too,
+# which answers what the dispatch leaves to it (405, HEAD, a root_path).
 api_routes = [
-    Route("/v1/user_profiles", e.create_profile, methods=["POST"]),
-    Route("/v1/user_profiles", e.list_profiles, methods=["GET"]),
-    Route(PROFILE, e.retrieve_profile, methods=["GET"]),
-    Route(PROFILE, e.update_profile, methods=["POST"]),
-    Route(PROFILE, e.delete_profile, methods=["DELETE"]),
-    Route(PROFILE + "/enrollment_url", e.create_enrollment_url, methods=["POST"]),
-    Route(PROFILE + "/action_urls", e.create_action_url, methods=["POST"]),
+    ApiRoute("/v1/user_profiles", "POST", e.create_profile),
+    ApiRoute("/v1/user_profiles", "GET", e.list_profiles),
+    ApiRoute(PROFILE, "GET", e.retrieve_profile),
+    ApiRoute(PROFILE, "POST", e.update_profile),
+    ApiRoute(PROFILE, "DELETE", e.delete_profile),
+    ApiRoute(PROFILE + "/enrollment_url", "POST", e.create_enrollment_url),
+    ApiRoute(PROFILE + "/action_urls", "POST", e.create_action_url),
 ]
 
 routes = [
-    *api_routes,
+    *(Route(r.path, starlette_endpoint(r.endpoint), methods=[r.method]) for r in api_routes),
     Route("/user-profiles/enrollment/{token}", pages.enrollment_page, methods=["GET"]),
     Route("/user-profiles/actions/{token}", pages.action_page, methods=["GET"]),
     Route("/healthz", e.health, methods=["GET"]),

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from uprof.domain.cursor import decode_cursor, encode_cursor
 from uprof.domain.errors import profile_not_found
 from uprof.domain.ids import IdFactory, is_well_formed
-from uprof.domain.model import ListQuery, Position, Profile
+from uprof.domain.model import ListQuery, Position, Profile, ProfileText
 from uprof.domain.requests import ProfileBody
 from uprof.domain.rules import apply_patch, new_profile
 from uprof.domain.versions import ContractVersion, translate_profile_body
@@ -43,10 +43,11 @@ class ProfileService:
 
         return await self._db.write(work)
 
-    async def get(self, org_id: str, profile_id: str) -> Profile:
+    async def get(self, org_id: str, profile_id: str) -> ProfileText:
+        """The profile, as its stored text (what a response shows of it)."""
         if not is_well_formed(profile_id):
             raise profile_not_found(profile_id)
-        profile = await self._db.query(store.profile_by_id(org_id, profile_id))
+        profile = await self._db.query(store.profile_text_by_id(org_id, profile_id))
         if profile is None:
             raise profile_not_found(profile_id)
         return profile
@@ -85,16 +86,22 @@ class ProfileService:
 
     async def list(
         self, org_id: str, query: ListQuery, page: str | None
-    ) -> tuple[builtins.list[Profile], str | None]:
+    ) -> tuple[builtins.list[ProfileText], str | None]:
         after = None if page is None else decode_cursor(self._cursor_secret, org_id, query, page)
+        if not query.enforcement_status:
+            # One row past the page tells whether anything follows.
+            rows = await self._scan(org_id, query, after, query.limit + 1)
+            more = len(rows) > query.limit
+            if more:
+                del rows[query.limit :]
+            return rows, self._next_page(org_id, query, rows[-1] if rows else None, more)
+        # With a filter, rows are examined in chunks until the page is full or the budget spent.
         wanted = set(query.enforcement_status)
-        # Without a filter, one row past the page tells whether anything follows. With one,
-        # rows are examined in chunks until the page is full or the budget is spent.
-        chunk = query.limit if not wanted else max(2 * query.limit, 100)
-        budget = query.limit if not wanted else max(FILTER_SCAN_BUDGET, query.limit)
-        page_rows: builtins.list[Profile] = []
+        chunk = max(2 * query.limit, 100)
+        budget = max(FILTER_SCAN_BUDGET, query.limit)
+        page_rows: builtins.list[ProfileText] = []
         examined = 0
-        last: Profile | None = None
+        last: ProfileText | None = None
         while True:
             n = min(chunk, budget - examined)
             rows = await self._scan(org_id, query, after, n + 1)
@@ -102,7 +109,7 @@ class ProfileService:
             for i, p in enumerate(rows[:n]):
                 examined += 1
                 last = p
-                if not wanted or p.enforcement_status in wanted:
+                if p.enforcement_status in wanted:
                     page_rows.append(p)
                     if len(page_rows) == query.limit:
                         more = more or i + 1 < n
@@ -113,7 +120,7 @@ class ProfileService:
 
     async def _scan(
         self, org_id: str, query: ListQuery, after: Position | None, n: int
-    ) -> builtins.list[Profile]:
+    ) -> builtins.list[ProfileText]:
         return await self._db.query(
             store.scan(
                 org_id,
@@ -125,7 +132,7 @@ class ProfileService:
         )
 
     def _next_page(
-        self, org_id: str, query: ListQuery, last: Profile | None, more: bool
+        self, org_id: str, query: ListQuery, last: ProfileText | None, more: bool
     ) -> str | None:
         if not more or last is None:
             return None

@@ -77,7 +77,14 @@ def normalize_url(url: str) -> str:
 class SqliteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000):
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 10_000,
+        mmap_mib: int = 0,
+    ):
         path = sqlite_path(url)
         if path is not None and str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,9 +93,11 @@ class SqliteDatabase:
         # In WAL mode only FULL and EXTRA sync the WAL at every COMMIT.
         self._commit_syncs = synchronous.upper() in ("FULL", "EXTRA")
         self._busy_timeout_ms = busy_timeout_ms
+        self._mmap_bytes = max(0, mmap_mib) * 1024 * 1024
         # Reads: one connection per thread. Synchronous reads run in autocommit mode (each
         # SELECT its own snapshot); the event loop's reads share a snapshot per iteration.
         self.engine = self._engine(SingletonThreadPool, begin="BEGIN")
+        self._dialect = self.engine.dialect
         # Operator writes (migrations, keys): every transaction takes the write lock first, so
         # read-then-write units never fail with "database is locked" half-way.
         self._write_engine = self._engine(SingletonThreadPool, begin="BEGIN IMMEDIATE")
@@ -114,6 +123,9 @@ class SqliteDatabase:
             cur.execute(f"PRAGMA synchronous={self._synchronous}")
             cur.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Reads from a mapping of the file instead of a pread() and a copy per page
+            # (docs/decisions.md O6); 0 turns it off.
+            cur.execute(f"PRAGMA mmap_size={self._mmap_bytes}")
             cur.close()
 
         if begin is not None:
@@ -149,11 +161,8 @@ class SqliteDatabase:
     def _snapshot(self) -> tuple[Connection, Any]:
         """This thread's read connection and its DBAPI connection, inside the event-loop
         iteration's read snapshot (begun here if none is open)."""
-        local = self._local
-        conn: Connection | None = getattr(local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._conn()
-        raw = local.raw
+        conn = self._conn()
+        raw = self._local.raw
         if not raw.in_transaction:
             raw.execute("BEGIN")
             asyncio.get_running_loop().call_soon(self._end_snapshot, conn)
@@ -164,7 +173,7 @@ class SqliteDatabase:
         (see ``read``): straight on the driver's connection, nothing else in between."""
         conn, raw = self._snapshot()
         statement = query.statement
-        compiled = statement.compiled(conn.dialect)
+        compiled = statement.compiled(self._dialect)
         try:
             rows = raw.execute(compiled.text, compiled.bind(query.params)).fetchall()
         except sqlite3.OperationalError as e:
@@ -551,10 +560,12 @@ class PostgresDatabase:
         self.engine.dispose()
 
 
-def open_database(url: str, *, sqlite_synchronous: str = "FULL") -> Database:
+def open_database(
+    url: str, *, sqlite_synchronous: str = "FULL", sqlite_mmap_mib: int = 0
+) -> Database:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        return SqliteDatabase(url, synchronous=sqlite_synchronous)
+        return SqliteDatabase(url, synchronous=sqlite_synchronous, mmap_mib=sqlite_mmap_mib)
     if url.startswith("postgresql"):
         return PostgresDatabase(url)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")

@@ -10,6 +10,8 @@ the row (``docs/performance.md``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -27,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 
-from uprof.domain.model import Position, Profile
+from uprof.domain.model import Position, Profile, ProfileText
 from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import to_us
 from uprof.store.compiled import Query, Statement, execute, run
@@ -35,6 +37,9 @@ from uprof.store.tables import user_profiles as t
 
 _encode_doc = msgspec.json.Encoder().encode
 _decode_doc = msgspec.json.Decoder(Profile).decode
+_decode_text = msgspec.json.Decoder(ProfileText).decode
+_decode_instant = msgspec.json.Decoder(datetime).decode
+_decode_name = msgspec.json.Decoder(str | None).decode
 
 
 def encode_doc(p: Profile) -> str:
@@ -74,8 +79,12 @@ def _first_profile(rows: list[Any]) -> Profile | None:
     return _decode_doc(rows[0][0]) if rows else None
 
 
-def _all_profiles(rows: list[Any]) -> list[Profile]:
-    decode = _decode_doc
+def _first_text(rows: list[Any]) -> ProfileText | None:
+    return _decode_text(rows[0][0]) if rows else None
+
+
+def _all_texts(rows: list[Any]) -> list[ProfileText]:
+    decode = _decode_text
     return [decode(r[0]) for r in rows]
 
 
@@ -91,20 +100,28 @@ def insert_many(conn: Connection, profiles: list[Profile]) -> None:
     conn.execute(insert(t), [_values(p) for p in profiles])
 
 
-def _get_statement(lock: bool) -> Statement[Profile | None]:
+def _build_get(lock: bool) -> Callable[[], Select[Any]]:
     def build() -> Select[Any]:
         q = select(t.c.doc).where(t.c.id == bindparam("id"), t.c.org_id == bindparam("org_id"))
         # Row lock on PostgreSQL; SQLite ignores it, its writers are serialized by BEGIN IMMEDIATE.
         return q.with_for_update() if lock else q
 
-    return Statement(f"get(lock={lock})", build, _first_profile)
+    return build
 
 
-_GET = {lock: _get_statement(lock) for lock in (False, True)}
+_GET = {
+    lock: Statement(f"get(lock={lock})", _build_get(lock), _first_profile) for lock in (False, True)
+}
+_GET_TEXT = Statement("get_text", _build_get(False), _first_text)
 
 
 def profile_by_id(org_id: str, profile_id: str, *, lock: bool = False) -> Query[Profile | None]:
     return Query(_GET[lock], {"id": profile_id, "org_id": org_id})
+
+
+def profile_text_by_id(org_id: str, profile_id: str) -> Query[ProfileText | None]:
+    """The profile as its stored text, for a read that only shows it."""
+    return Query(_GET_TEXT, {"id": profile_id, "org_id": org_id})
 
 
 def get_profile(
@@ -194,11 +211,11 @@ def _scan_statement(order_by: str, descending: bool, start: str) -> Select[Any]:
     return select(both.c.doc).order_by(seg, key, row_id).limit(bindparam("n"))
 
 
-def _scan(order_by: str, descending: bool, start: str) -> Statement[list[Profile]]:
+def _scan(order_by: str, descending: bool, start: str) -> Statement[list[ProfileText]]:
     return Statement(
         f"scan({order_by}, descending={descending}, {start})",
         lambda: _scan_statement(order_by, descending, start),
-        _all_profiles,
+        _all_texts,
     )
 
 
@@ -220,8 +237,8 @@ def scan(
     descending: bool,
     after: Position | None,
     n: int,
-) -> Query[list[Profile]]:
-    """Up to ``n`` profiles strictly after ``after`` in the listing order."""
+) -> Query[list[ProfileText]]:
+    """Up to ``n`` profiles strictly after ``after`` in the listing order, as stored text."""
     if after is None:
         start = "first"
     elif order_by == "name" and after.key is None:
@@ -235,7 +252,13 @@ def scan(
     return Query(_SCANS[(order_by, descending, start)], params)
 
 
-def position_of(p: Profile, order_by: str) -> Position:
+def position_of(p: Profile | ProfileText, order_by: str) -> Position:
+    """Where ``p`` stands in the listing order (the key a cursor carries)."""
+    if isinstance(p, ProfileText):
+        profile_id: str = msgspec.json.decode(p.id)
+        if order_by == "created_at":
+            return Position(to_us(_decode_instant(p.created_at)), profile_id)
+        return Position(name_sort_key(_decode_name(p.name)), profile_id)
     key: int | str | None
     key = to_us(p.created_at) if order_by == "created_at" else name_sort_key(p.name)
     return Position(key, p.id)
