@@ -1,6 +1,6 @@
 """Opaque list cursors: the keyset position, bound to its organization and query, signed.
 
-A cursor is ``page_`` + base64url(msgpack payload + 16-byte HMAC-SHA256 tag). The payload names
+A cursor is ``page_`` + base64url(msgpack payload + 16-byte tag, keyed BLAKE2b). The payload names
 the organization and the ordering and filter it was made for, so a cursor from another
 organization, a tampered one, or one sent with a different ``order``/``order_by``/filter is
 rejected instead of silently returning the wrong rows. ``limit`` may change between pages.
@@ -9,6 +9,7 @@ rejected instead of silently returning the wrong rows. ``limit`` may change betw
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 
 import msgspec
@@ -18,7 +19,8 @@ from uprof.domain.model import ListQuery, Position
 
 _PREFIX = "page_"
 _TAG_BYTES = 16
-_FORMAT = 1
+# 1: HMAC-SHA256 tags; 2: keyed BLAKE2b tags (a cursor of format 1 is rejected as invalid).
+_FORMAT = 2
 
 
 class _Payload(msgspec.Struct, array_like=True):
@@ -36,8 +38,9 @@ _decoder = msgspec.msgpack.Decoder(_Payload)
 
 
 def _tag(secret: bytes, data: bytes) -> bytes:
-    # hmac.digest: the one-shot HMAC in C (hmac.new builds two hash objects in Python).
-    return hmac.digest(secret, data, "sha256")[:_TAG_BYTES]
+    # Keyed BLAKE2b is a MAC in one call of Python's own C implementation: a third of the
+    # cost of HMAC-SHA256 through OpenSSL 3 here (two tags per page of a list).
+    return hashlib.blake2b(data, key=secret[:64], digest_size=_TAG_BYTES).digest()
 
 
 def encode_cursor(secret: bytes, org_id: str, query: ListQuery, position: Position) -> str:
