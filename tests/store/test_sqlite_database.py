@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection
 
 from uprof.domain.errors import NotFound, Overloaded
-from uprof.store.database import SqliteDatabase
+from uprof.store.sqlite import SqliteDatabase
 
 
 @pytest.fixture
