@@ -42,27 +42,48 @@ def _no_result(rows: list[Any]) -> None:
     return None
 
 
+class Batch(NamedTuple):
+    """How reads of one statement that differ only in ``key`` run as one statement: ``build``
+    makes it; it binds the list of keys as ``keys`` and returns every row with its key first.
+    A database that pays a round trip per statement (PostgreSQL) coalesces the reads of one
+    event-loop iteration this way; SQLite runs each read as it comes."""
+
+    key: str
+    build: Callable[[], Executable]
+
+
 class Statement(Generic[T]):
     """One statement of the store and how its rows become a result; built from SQLAlchemy Core
     on first use and compiled once per dialect (``build`` runs at most once a dialect)."""
 
-    __slots__ = ("_build", "_compiled", "name", "result")
+    __slots__ = ("_build", "_compiled", "batch", "name", "result")
 
     def __init__(
         self,
         name: str,
         build: Callable[[], Executable],
         result: Callable[[list[Any]], T] = _no_result,  # type: ignore[assignment]
+        batch: Batch | None = None,
     ) -> None:
         self.name = name
         self._build = build
         self.result = result
+        self.batch = batch
         self._compiled: dict[str, Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
             found = self._compiled[dialect.name] = Compiled(self._build(), dialect)
+        return found
+
+    def compiled_batch(self, dialect: Dialect) -> Compiled:
+        """The statement that runs many of these reads at once (``batch``)."""
+        assert self.batch is not None, f"{self.name} has no batch form"
+        key = f"{dialect.name}/batch"
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = Compiled(self.batch.build(), dialect)
         return found
 
     def __repr__(self) -> str:

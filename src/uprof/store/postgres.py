@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from anyio import CapacityLimiter, to_thread
@@ -12,18 +12,21 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, exc
 from sqlalchemy.pool import QueuePool
 
-from uprof.store.compiled import Query
+from uprof.store.compiled import Query, Statement
 from uprof.store.database import normalize_url
 from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
+# Keys per coalesced statement: one page of ANY(...) stays well inside a packet and a plan.
+_MAX_KEYS = 500
 
 
 class PostgresDatabase:
     """Queries run on the event loop; units of work in worker threads, one thread hop each.
 
     ``query`` (the API's reads: a profile, a page) runs on an asynchronous psycopg connection
-    from a pool of its own, in autocommit mode: one round trip, no thread, no BEGIN/COMMIT.
+    from a pool of its own, in autocommit mode: one round trip, no thread, no BEGIN/COMMIT;
+    point reads made in the same loop iteration share one statement (see ``_coalesced``).
     A read that fails because the server closed its connection (a restart, an idle timeout)
     runs once more on a fresh one; reads change nothing, so that is safe, and it is why the
     pool need not ping a connection before every use.
@@ -54,6 +57,9 @@ class PostgresDatabase:
         # The same pool, with connections in autocommit mode while they serve a read.
         self._read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._limiter_of: tuple[asyncio.AbstractEventLoop, CapacityLimiter] | None = None
+        # Coalesced reads waiting for the end of their loop iteration, and the batches running.
+        self._pending: dict[asyncio.AbstractEventLoop, dict[Any, dict[Any, list[Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _run(self, fn: Callable[[Connection], T], engine: Engine | None = None) -> T:
         try:
@@ -116,15 +122,13 @@ class PostgresDatabase:
                 self._query_pool_of = (loop, pool)
             return self._query_pool_of[1]
 
-    async def query(self, query: Query[T]) -> T:
-        text, params = query.sql(self.engine.dialect)
+    async def _fetch(self, text: str, params: dict[str, Any]) -> list[Any]:
         pool = await self._query_pool()
         for attempt in (1, 2):
             try:
                 async with pool.connection() as conn:
                     cursor = await conn.execute(text, params)
-                    rows = await cursor.fetchall()
-                return query.statement.result(rows)
+                    return await cursor.fetchall()
             except PoolTimeout as e:
                 raise _storage_error(e) from e
             except (psycopg.OperationalError, psycopg.InterfaceError) as e:
@@ -134,6 +138,83 @@ class PostgresDatabase:
                 # likely closed by the same restart: drop those too before the second try.
                 await pool.check()
         raise AssertionError("unreachable")
+
+    async def query(self, query: Query[T]) -> T:
+        statement = query.statement
+        if statement.batch is not None:
+            return await self._coalesced(query)
+        rows = await self._fetch(*query.sql(self.engine.dialect))
+        return statement.result(rows)
+
+    # --- coalesced point reads ------------------------------------------------------------------
+    #
+    # Under load, the requests a poll hands the loop each read one profile: each would be a
+    # round trip of its own, and psycopg's asynchronous path costs more per statement than
+    # PostgreSQL spends answering it. The reads of a statement with a batch form (``Batch``)
+    # made in one loop iteration wait for its end and go out as one statement per group of
+    # equal parameters (the organization), ``key = ANY(keys)``; each gets the rows of its key.
+    # A read waits at most for the rest of the iteration it was made in.
+
+    def _coalesced(self, query: Query[T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        statement = query.statement
+        assert statement.batch is not None
+        key = statement.batch.key
+        params = query.params
+        group = tuple(sorted((k, v) for k, v in params.items() if k != key))
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = {}
+            loop.call_soon(self._run_pending, loop)
+        waiting = pending.setdefault((statement, group), {}).setdefault(params[key], [])
+        future: asyncio.Future[T] = loop.create_future()
+        waiting.append(future)
+        return future
+
+    def _run_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        pending = self._pending.pop(loop, {})
+        for (statement, group), by_key in pending.items():
+            task = loop.create_task(self._run_batch(statement, dict(group), by_key))
+            self._tasks.add(task)  # the loop holds tasks only weakly
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run_batch(
+        self,
+        statement: Statement[Any],
+        group: dict[str, Any],
+        by_key: dict[Any, list[asyncio.Future[Any]]],
+    ) -> None:
+        assert statement.batch is not None
+        keys = list(by_key)
+        try:
+            results: dict[Any, Any] = {}
+            if len(keys) == 1:  # the plain statement: its plan is the one an idle server uses
+                text, params = Query(statement, {**group, statement.batch.key: keys[0]}).sql(
+                    self.engine.dialect
+                )
+                results[keys[0]] = statement.result(await self._fetch(text, params))
+            else:
+                compiled = statement.compiled_batch(self.engine.dialect)
+                for i in range(0, len(keys), _MAX_KEYS):
+                    chunk = keys[i : i + _MAX_KEYS]
+                    rows = await self._fetch(compiled.text, compiled.bind({**group, "keys": chunk}))
+                    of_key: dict[Any, list[Any]] = {k: [] for k in chunk}
+                    for row in rows:
+                        of_key[row[0]].append(row[1:])
+                    for k in chunk:
+                        results[k] = statement.result(of_key[k])
+        except BaseException as e:
+            for futures in by_key.values():
+                for f in futures:
+                    if not f.done():
+                        f.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        for k, futures in by_key.items():
+            for f in futures:
+                if not f.done():
+                    f.set_result(results[k])
 
     def start(self) -> None:
         pass

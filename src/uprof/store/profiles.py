@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import (
     Connection,
+    any_,
     Select,
     bindparam,
     delete,
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from uprof.domain.model import Position, Profile, ProfileText
 from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import to_us
-from uprof.store.compiled import Query, Statement, execute, run
+from uprof.store.compiled import Batch, Query, Statement, execute, run
 from uprof.store.tables import user_profiles as t
 
 _encode_doc = msgspec.json.Encoder().encode
@@ -112,7 +113,17 @@ def _build_get(lock: bool) -> Callable[[], Select[Any]]:
 _GET = {
     lock: Statement(f"get(lock={lock})", _build_get(lock), _first_profile) for lock in (False, True)
 }
-_GET_TEXT = Statement("get_text", _build_get(False), _first_text)
+
+
+def _build_get_many() -> Select[Any]:
+    return select(t.c.id, t.c.doc).where(
+        t.c.org_id == bindparam("org_id"), t.c.id == any_(bindparam("keys"))
+    )
+
+
+_GET_TEXT = Statement(
+    "get_text", _build_get(False), _first_text, batch=Batch("id", _build_get_many)
+)
 
 
 def profile_by_id(org_id: str, profile_id: str, *, lock: bool = False) -> Query[Profile | None]:
