@@ -17,6 +17,29 @@ from uprof.store.database import normalize_url
 from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
+_MAX_BATCH = 512
+_RETRIES = 3
+# What another transaction can make a batch fail with, that running it again fixes.
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+_STORAGE_ERRORS = (
+    exc.OperationalError,
+    exc.TimeoutError,
+    exc.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
+def _is_storage_error(e: BaseException) -> bool:
+    """The database is unreachable or busy (529), not the job at fault."""
+    return isinstance(e, _STORAGE_ERRORS)
+
+
+def _driver_error(e: BaseException) -> BaseException:
+    """psycopg's exception, whether SQLAlchemy wrapped it or a raw cursor raised it."""
+    return e.orig if isinstance(e, exc.DBAPIError) and e.orig is not None else e
+
+
 # Keys per coalesced statement: one page of ANY(...) stays well inside a packet and a plan.
 _MAX_KEYS = 500
 
@@ -60,19 +83,17 @@ class PostgresDatabase:
         # Coalesced reads waiting for the end of their loop iteration, and the batches running.
         self._pending: dict[asyncio.AbstractEventLoop, dict[Any, dict[Any, list[Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Writes waiting for the next batch, per event loop.
+        self._writes: dict[asyncio.AbstractEventLoop, list[Any]] = {}
 
     def _run(self, fn: Callable[[Connection], T], engine: Engine | None = None) -> T:
         try:
             with (engine or self.engine).begin() as conn:
                 return fn(conn)
-        except (
-            exc.OperationalError,
-            exc.TimeoutError,
-            exc.InterfaceError,
-            psycopg.OperationalError,
-            psycopg.InterfaceError,
-        ) as e:
-            raise _storage_error(e) from e
+        except Exception as e:
+            if _is_storage_error(e):
+                raise _storage_error(e) from e
+            raise
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         return self._run(fn, self._read_engine)
@@ -93,8 +114,91 @@ class PostgresDatabase:
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await to_thread.run_sync(self._read, fn, limiter=self._limiter())
 
+    # --- group commit -------------------------------------------------------------------------
+    #
+    # The writes waiting at one moment run as one transaction in one worker thread: one thread
+    # hop, one pool checkout, one COMMIT for all of them, instead of a hop, a checkout (with
+    # its ping), a BEGIN and a COMMIT each. No write is acknowledged before its COMMIT returns.
+    # A job that fails makes the batch roll back and run again with a SAVEPOINT per job, so
+    # its failure is undone alone (jobs are functions of the database state: running one again
+    # is safe); a deadlock or serialization failure with another instance's transaction runs
+    # the batch again, up to _RETRIES times.
+
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        return await to_thread.run_sync(self._run, fn, limiter=self._limiter())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        queue = self._writes.get(loop)
+        if queue is None:
+            queue = self._writes[loop] = []
+            task = loop.create_task(self._flush_writes(loop, queue))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        queue.append((fn, future))
+        return await future
+
+    async def _flush_writes(self, loop: asyncio.AbstractEventLoop, queue: list[Any]) -> None:
+        try:
+            while queue:
+                batch = queue[:_MAX_BATCH]
+                del queue[:_MAX_BATCH]
+                try:
+                    outcomes = await to_thread.run_sync(
+                        self._write_batch, [fn for fn, _ in batch], limiter=self._limiter()
+                    )
+                except Exception as e:
+                    failure = _storage_error(e) if _is_storage_error(e) else e
+                    outcomes = [(None, failure)] * len(batch)
+                for (_fn, future), (result, error) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(result)
+        finally:
+            del self._writes[loop]
+
+    def _write_batch(self, fns: list[Callable[[Connection], Any]]) -> list[tuple[Any, Any]]:
+        """Run the jobs in one transaction; each job's (result, error)."""
+        with self.engine.connect() as conn:
+            for attempt in range(_RETRIES):
+                try:
+                    outcomes = self._run_jobs(conn, fns, savepoints=False)
+                    if outcomes is None:
+                        outcomes = self._run_jobs(conn, fns, savepoints=True)
+                    assert outcomes is not None
+                    return outcomes
+                except Exception as e:
+                    if attempt + 1 < _RETRIES and isinstance(_driver_error(e), _RETRYABLE):
+                        continue  # another instance's transaction won: run the batch again
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _run_jobs(
+        conn: Connection, fns: list[Callable[[Connection], Any]], *, savepoints: bool
+    ) -> list[tuple[Any, Any]] | None:
+        """Every job's (result, error) after one COMMIT; None if a job failed and the batch was
+        rolled back (only without savepoints)."""
+        outcomes: list[tuple[Any, Any]] = []
+        with conn.begin() as transaction:
+            for fn in fns:
+                savepoint = conn.begin_nested() if savepoints else None
+                try:
+                    result = fn(conn)
+                except Exception as e:  # the job's own error (a 404, a 400) or a statement's
+                    if _is_storage_error(e) or isinstance(_driver_error(e), _RETRYABLE):
+                        raise  # the whole transaction is lost: the batch runs again or fails
+                    if savepoint is None:
+                        transaction.rollback()
+                        return None
+                    savepoint.rollback()
+                    outcomes.append((None, e))
+                else:
+                    if savepoint is not None:
+                        savepoint.commit()
+                    outcomes.append((result, None))
+        return outcomes
 
     async def _query_pool(self) -> AsyncConnectionPool:
         # One per event loop: its connections and tasks belong to the loop that opened it.

@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import (
     Connection,
-    any_,
     Select,
+    any_,
     bindparam,
     delete,
     insert,

@@ -1,0 +1,121 @@
+"""PostgreSQL's group commit: the writes of one moment share one transaction, and each job's
+failure is undone alone."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, text
+
+from uprof.domain.errors import NotFound, Overloaded
+from uprof.store.postgres import PostgresDatabase
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[tuple[PostgresDatabase, str]]:
+    database = PostgresDatabase(postgres_url)
+    table = f"gc_{uuid.uuid4().hex[:10]}"
+    database.write_sync(
+        lambda c: c.execute(text(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, tx BIGINT)"))
+    )
+    try:
+        yield database, table
+    finally:
+        database.write_sync(lambda c: c.execute(text(f"DROP TABLE {table}")))
+        database.close()
+
+
+def _put(table: str, k: str, *, raw: bool = False):  # type: ignore[no-untyped-def]
+    def work(conn: Connection) -> str:
+        if raw:  # as the store's compiled statements do, on the driver's cursor
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(f"INSERT INTO {table} VALUES (%s, txid_current())", (k,))
+        else:
+            conn.execute(text(f"INSERT INTO {table} VALUES (:k, txid_current())"), {"k": k})
+        return k
+
+    return work
+
+
+def _put_then_fail(table: str, k: str):  # type: ignore[no-untyped-def]
+    def work(conn: Connection) -> str:
+        _put(table, k)(conn)
+        raise NotFound(f"{k} wrote a row, then failed")
+
+    return work
+
+
+def _rows(db: PostgresDatabase, table: str) -> dict[str, int]:
+    rows = db.read_sync(lambda c: c.execute(text(f"SELECT k, tx FROM {table}")).all())
+    return {k: tx for k, tx in rows}
+
+
+def _together(db: PostgresDatabase, *jobs: Any) -> list[Any]:
+    async def main() -> list[Any]:
+        try:
+            return await asyncio.gather(*(db.write(j) for j in jobs), return_exceptions=True)
+        finally:
+            await db.stop()
+
+    return asyncio.run(main())
+
+
+def test_the_writes_of_one_moment_share_one_transaction(pg: tuple[PostgresDatabase, str]) -> None:
+    db, table = pg
+    assert _together(db, *(_put(table, f"k{i}") for i in range(20))) == [f"k{i}" for i in range(20)]
+    rows = _rows(db, table)
+    assert set(rows) == {f"k{i}" for i in range(20)}
+    assert len(set(rows.values())) == 1, "one transaction id for the whole batch"
+
+
+def test_jobs_of_one_batch_fail_alone(pg: tuple[PostgresDatabase, str]) -> None:
+    db, table = pg
+    db.write_sync(_put(table, "taken"))
+    outcomes = _together(
+        db,
+        _put(table, "a"),
+        _put_then_fail(table, "b"),  # its row is undone with it
+        _put(table, "taken"),  # unique violation (SQLAlchemy)
+        _put(table, "c", raw=True),
+        _put(table, "taken", raw=True),  # unique violation (driver cursor)
+        _put(table, "d"),
+    )
+    assert outcomes[0] == "a" and outcomes[3] == "c" and outcomes[5] == "d"
+    assert isinstance(outcomes[1], NotFound)
+    assert isinstance(outcomes[2], Exception) and isinstance(outcomes[4], Exception)
+    assert set(_rows(db, table)) == {"taken", "a", "c", "d"}
+
+
+def test_a_deadlock_with_another_transaction_runs_the_batch_again(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    db, table = pg
+    attempts = []
+
+    def loses_once(conn: Connection) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return _put(table, "won")(conn)  # type: ignore[no-any-return]
+
+    assert _together(db, _put(table, "x"), loses_once) == ["x", "won"]
+    assert set(_rows(db, table)) == {"x", "won"}
+    assert len(attempts) == 2
+
+
+def test_an_unreachable_server_fails_every_write_as_overloaded(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    db, table = pg
+
+    def down(conn: Connection) -> str:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    outcomes = _together(db, _put(table, "y"), down)
+    assert all(isinstance(o, Overloaded) for o in outcomes)
+    assert _rows(db, table) == {}
