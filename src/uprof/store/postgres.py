@@ -18,6 +18,7 @@ from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
 _MAX_BATCH = 512
+_IN_FLIGHT = 4
 _RETRIES = 3
 # What another transaction can make a batch fail with, that running it again fixes.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -33,6 +34,17 @@ _STORAGE_ERRORS = (
 def _is_storage_error(e: BaseException) -> bool:
     """The database is unreachable or busy (529), not the job at fault."""
     return isinstance(e, _STORAGE_ERRORS)
+
+
+class _Writes:
+    """One event loop's writes: those waiting for a batch, and how many batches run."""
+
+    __slots__ = ("queue", "running", "scheduled")
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self.running = 0
+        self.scheduled = False
 
 
 def _driver_error(e: BaseException) -> BaseException:
@@ -83,8 +95,8 @@ class PostgresDatabase:
         # Coalesced reads waiting for the end of their loop iteration, and the batches running.
         self._pending: dict[asyncio.AbstractEventLoop, dict[Any, dict[Any, list[Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # Writes waiting for the next batch, per event loop.
-        self._writes: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        # Writes waiting for the next batch, and batches running, per event loop.
+        self._writes: dict[asyncio.AbstractEventLoop, _Writes] = {}
 
     def _run(self, fn: Callable[[Connection], T], engine: Engine | None = None) -> T:
         try:
@@ -119,6 +131,8 @@ class PostgresDatabase:
     # The writes waiting at one moment run as one transaction in one worker thread: one thread
     # hop, one pool checkout, one COMMIT for all of them, instead of a hop, a checkout (with
     # its ping), a BEGIN and a COMMIT each. No write is acknowledged before its COMMIT returns.
+    # Up to _IN_FLIGHT batches run at once, on connections of their own, so one batch's round
+    # trips overlap another's; two batches that lock the same rows serialize on the row locks.
     # A job that fails makes the batch roll back and run again with a SAVEPOINT per job, so
     # its failure is undone alone (jobs are functions of the database state: running one again
     # is safe); a deadlock or serialization failure with another instance's transaction runs
@@ -126,37 +140,51 @@ class PostgresDatabase:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
+        writes = self._writes.get(loop)
+        if writes is None:
+            writes = self._writes[loop] = _Writes()
         future: asyncio.Future[T] = loop.create_future()
-        queue = self._writes.get(loop)
-        if queue is None:
-            queue = self._writes[loop] = []
-            task = loop.create_task(self._flush_writes(loop, queue))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        queue.append((fn, future))
+        writes.queue.append((fn, future))
+        self._schedule(loop, writes)
         return await future
 
-    async def _flush_writes(self, loop: asyncio.AbstractEventLoop, queue: list[Any]) -> None:
+    def _schedule(self, loop: asyncio.AbstractEventLoop, writes: _Writes) -> None:
+        # At the end of this iteration, so that the writes it makes share the batch.
+        if writes.queue and not writes.scheduled and writes.running < _IN_FLIGHT:
+            writes.scheduled = True
+            loop.call_soon(self._start_batches, loop, writes)
+
+    def _start_batches(self, loop: asyncio.AbstractEventLoop, writes: _Writes) -> None:
+        writes.scheduled = False
+        while writes.queue and writes.running < _IN_FLIGHT:
+            batch = writes.queue[:_MAX_BATCH]
+            del writes.queue[:_MAX_BATCH]
+            writes.running += 1
+            task = loop.create_task(self._commit_batch(loop, writes, batch))
+            self._tasks.add(task)  # the loop holds tasks only weakly
+            task.add_done_callback(self._tasks.discard)
+
+    async def _commit_batch(
+        self, loop: asyncio.AbstractEventLoop, writes: _Writes, batch: list[Any]
+    ) -> None:
         try:
-            while queue:
-                batch = queue[:_MAX_BATCH]
-                del queue[:_MAX_BATCH]
-                try:
-                    outcomes = await to_thread.run_sync(
-                        self._write_batch, [fn for fn, _ in batch], limiter=self._limiter()
-                    )
-                except Exception as e:
-                    failure = _storage_error(e) if _is_storage_error(e) else e
-                    outcomes = [(None, failure)] * len(batch)
-                for (_fn, future), (result, error) in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if error is not None:
-                        future.set_exception(error)
-                    else:
-                        future.set_result(result)
+            try:
+                outcomes = await to_thread.run_sync(
+                    self._write_batch, [fn for fn, _ in batch], limiter=self._limiter()
+                )
+            except Exception as e:
+                failure = _storage_error(e) if _is_storage_error(e) else e
+                outcomes = [(None, failure)] * len(batch)
+            for (_fn, future), (result, error) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
         finally:
-            del self._writes[loop]
+            writes.running -= 1
+            self._schedule(loop, writes)
 
     def _write_batch(self, fns: list[Callable[[Connection], Any]]) -> list[tuple[Any, Any]]:
         """Run the jobs in one transaction; each job's (result, error)."""
