@@ -34,8 +34,13 @@ def test_changed_columns_are_the_columns_that_differ(new: Profile, old: Profile)
     changed = _changed(new, old)
     # every column it names differs, with the value the full row would store ...
     assert all(after[k] == v and before[k] != v for k, v in changed.items())
-    # ... and every column it leaves out holds the same value
-    assert all(after[k] == before[k] for k in after.keys() - changed.keys())
+    # ... and every column it leaves out holds the same value (the document: the same record;
+    # metadata maps equal in another key order are the same record, and are not rewritten)
+    for k in after.keys() - changed.keys():
+        same = (
+            decode_doc(after[k]) == decode_doc(before[k]) if k == "doc" else after[k] == before[k]
+        )
+        assert same, k
 
 
 @given(_profiles)
