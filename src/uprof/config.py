@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the API's documented limit for standard endpoints
-DEFAULT_SQLITE_MMAP_MIB = 0
+# Reads map the SQLite file (docs/decisions.md O6); most builds cap the mapping at 2 GiB.
+DEFAULT_SQLITE_MMAP_MIB = 2048
 
 
 def default_database_url(data_dir: str | os.PathLike[str]) -> str:
