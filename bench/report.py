@@ -23,7 +23,7 @@ def main(paths: tuple[Path, ...]) -> None:
     """Print the rows of one or more results files as a Markdown table."""
     click.echo(
         "| backend | workers | profiles | scenario | baseline req/s | baseline p99 | uprof req/s "
-        "| ratio | target | p50 ms | p99 ms | peak RSS MiB | server/wrk/pg CPU % | met |"
+        "| ratio | target | p50 ms | p99 ms | peak RSS / private MiB | server/wrk/pg CPU % | met |"
     )
     click.echo("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     extras = []
@@ -38,11 +38,12 @@ def main(paths: tuple[Path, ...]) -> None:
                 f"| {r['backend']} | {r['workers']} | {size_label(r['n'])} | {r['scenario']} "
                 f"| {b['rps']:,.0f} | {b['p99_ms']:.1f} | {u['rps']:,.0f} | {r['ratio']:.2f} "
                 f"| {r['target_ratio']:.2f} | {u['p50_ms']:.1f} | {u['p99_ms']:.1f} "
-                f"| {u['peak_rss_mib']:.0f} | {cpu} | {met}{' ERRORS' if errors else ''} |"
+                f"| {u['peak_rss_mib']:.0f} / {u.get('peak_private_mib', 0):.0f} | {cpu} "
+                f"| {met}{' ERRORS' if errors else ''} |"
             )
         for key, value in data.items():
             if key.startswith(("soak_", "crash_")):
-                value = {k: v for k, v in value.items() if k != "samples"}
+                value = {k: v for k, v in value.items() if not k.endswith("samples")}
                 extras.append(f"{key}: {json.dumps(value)}")
     for line in extras:
         click.echo("\n" + line)

@@ -265,20 +265,28 @@ class Sampler:
         self.server = server
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        # (seconds, private bytes): RSS without the file pages mapped into the process
+        self.private: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def rss(self) -> int:
-        total = 0
+    def rss(self) -> tuple[int, int]:
+        """RSS summed over the tree, and its private part (RssAnon + RssShmem: what the
+        processes allocated, without the pages of files they map, such as the database)."""
+        total = private = 0
         for p in self.server.tree():
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError):
                 total += p.memory_info().rss
-        return total
+                private += _private_rss(p.pid)
+        return total, private
 
     def _run(self) -> None:
         t0 = time.monotonic()
         while not self._stop.is_set():
-            self.samples.append((time.monotonic() - t0, self.rss()))
+            total, private = self.rss()
+            now = time.monotonic() - t0
+            self.samples.append((now, total))
+            self.private.append((now, private))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Sampler:
@@ -292,6 +300,16 @@ class Sampler:
     @property
     def peak(self) -> int:
         return max((s for _, s in self.samples), default=0)
+
+
+def _private_rss(pid: int) -> int:
+    """RssAnon + RssShmem of a process, in bytes (Linux ``/proc/<pid>/status``)."""
+    found = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssShmem:")):
+                found += int(line.split()[1]) * 1024
+    return found
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
@@ -342,6 +360,7 @@ class Run:
     requests: int
     errors: dict[str, int]
     peak_rss_mib: float
+    peak_private_mib: float
     cpu: dict[str, float]
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -462,6 +481,7 @@ def measure(
         requests=result["requests"],
         errors=result["errors"],
         peak_rss_mib=sampler.peak / 2**20,
+        peak_private_mib=max((b for _, b in sampler.private), default=0) / 2**20,
         cpu={k: round(v * 100, 1) for k, v in cpu.items()},
         extra=extra,
     )
@@ -520,7 +540,7 @@ class Row:
 HEADER = (
     f"{'backend':<9}{'w':>2} {'profiles':>8} {'scenario':<8}"
     f"{'base req/s':>11}{'b.p99':>7}{'req/s':>9}{'ratio':>7}{'target':>8}"
-    f"{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}  {'cpu srv/wrk/pg %':<18}{'met?':<6}"
+    f"{'p50 ms':>8}{'p99 ms':>8}{'RSS/priv MiB':>13}  {'cpu srv/wrk/pg %':<18}{'met?':<6}"
 )
 
 
@@ -530,11 +550,12 @@ def format_row(row: Row) -> str:
     met = row.ratio_met and row.p99_met
     why = "" if met else (("" if row.ratio_met else " ratio") + ("" if row.p99_met else " p99"))
     verdict = _color("yes", GREEN) if met else _color("NO" + why, RED)
+    rss = f"{u.peak_rss_mib:.0f}/{u.peak_private_mib:.0f}"
     line = (
         f"{row.backend:<9}{row.workers:>2} {size_label(row.n):>8} {row.scenario:<8}"
         f"{row.baseline.rps:>11,.0f}{row.baseline.p99_ms:>7.2f}{u.rps:>9,.0f}{row.ratio:>7.2f}"
         f"{'>=' + format(TARGET_RATIO[row.scenario], '.2f'):>8}"
-        f"{u.p50_ms:>8.2f}{u.p99_ms:>8.2f}{u.peak_rss_mib:>9.0f}  {cpu:<18}{verdict}"
+        f"{u.p50_ms:>8.2f}{u.p99_ms:>8.2f}{rss:>13}  {cpu:<18}{verdict}"
     )
     if u.error_count or row.baseline.error_count:
         line += "\n" + _color(
@@ -655,11 +676,15 @@ def soak(
             ids_path=ids_path,
             pin=pin,
         )
-    samples = [(round(t, 1), round(rss / 2**20, 1)) for t, rss in sampler.samples]
-    warm = [s for t, s in samples if t >= min(60.0, seconds / 10)] or [s for _, s in samples]
-    reference = warm[0]
-    peak = max(warm)
-    drift = (peak - reference) / reference if reference else 0.0
+
+    def drift_of(series: list[tuple[float, int]]) -> tuple[list[Any], float, float, float]:
+        mib = [(round(t, 1), round(b / 2**20, 1)) for t, b in series]
+        warm = [s for t, s in mib if t >= min(60.0, seconds / 10)] or [s for _, s in mib]
+        reference, peak = warm[0], max(warm)
+        return mib, reference, peak, (peak - reference) / reference if reference else 0.0
+
+    samples, reference, peak, drift = drift_of(sampler.samples)
+    private, private_reference, private_peak, private_drift = drift_of(sampler.private)
     errors = sum(result["errors"].values())
     return {
         "seconds": round(time.monotonic() - t0),
@@ -669,10 +694,15 @@ def soak(
         "error_count": errors,
         "rss_reference_mib": reference,
         "rss_peak_mib": peak,
-        "rss_last_mib": warm[-1],
+        "rss_last_mib": samples[-1][1] if samples else 0.0,
         "drift": round(drift, 4),
         "flat": drift <= 0.10,
+        "private_reference_mib": private_reference,
+        "private_peak_mib": private_peak,
+        "private_drift": round(private_drift, 4),
+        "private_flat": private_drift <= 0.10,
         "samples": samples,
+        "private_samples": private,
     }
 
 
@@ -950,12 +980,20 @@ def main(
                             verdict = (
                                 _color("flat", GREEN) if result["flat"] else _color("NOT flat", RED)
                             )
+                            private_verdict = (
+                                _color("flat", GREEN)
+                                if result["private_flat"]
+                                else _color("NOT flat", RED)
+                            )
                             click.echo(
                                 f"   soak {backend} {size_label(n)}: {result['rps']:,} req/s, "
                                 f"p99 {result['p99_ms']:.1f} ms, "
                                 f"RSS {result['rss_reference_mib']:.0f}"
                                 f" -> peak {result['rss_peak_mib']:.0f} MiB (drift "
-                                f"{result['drift'] * 100:+.1f}%, target <= 10%): {verdict}"
+                                f"{result['drift'] * 100:+.1f}%, target <= 10%): {verdict}; "
+                                f"private {result['private_reference_mib']:.0f} -> peak "
+                                f"{result['private_peak_mib']:.0f} MiB (drift "
+                                f"{result['private_drift'] * 100:+.1f}%): {private_verdict}"
                                 + (
                                     _color(f"  !!! {result['error_count']} ERRORS", RED + BOLD)
                                     if result["error_count"]

@@ -90,7 +90,10 @@ class SqliteDatabase:
         if conn is None or conn.closed:
             conn = self.engine.connect()
             self._local.conn = conn
-            self._local.raw = conn.connection.driver_connection
+            self._local.raw = raw = conn.connection.driver_connection
+            # One cursor for every read statement of this thread: a cursor per statement is
+            # an allocation per point read.
+            self._local.cursor = raw.cursor()  # type: ignore[union-attr]
         return conn
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
@@ -118,11 +121,11 @@ class SqliteDatabase:
     async def query(self, query: Query[T]) -> T:
         """Run a read statement on the loop thread inside the iteration's read snapshot
         (see ``read``): straight on the driver's connection, nothing else in between."""
-        conn, raw = self._snapshot()
+        conn, _raw = self._snapshot()
         statement = query.statement
         compiled = statement.compiled(self._dialect)
         try:
-            rows = raw.execute(compiled.text, compiled.bind(query.params)).fetchall()
+            rows = self._local.cursor.execute(compiled.text, compiled.bind(query.params)).fetchall()
         except sqlite3.OperationalError as e:
             self._end_snapshot(conn)
             raise _storage_error(e) from e
