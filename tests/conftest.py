@@ -8,6 +8,7 @@ Without a reachable PostgreSQL the PostgreSQL half is skipped, unless ``CI`` is 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -15,9 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
+from tests.support.databases import temporary_database
 from tests.support.prerequisites import require
 from uprof.app import build_services, create_app
 from uprof.config import Settings
@@ -35,20 +36,12 @@ START = parse_rfc3339("start", "2026-11-22T12:00:00Z")
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    name = f"uprof_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:
-        require(False, f"PostgreSQL not reachable at {PG_ADMIN_URL} ({e})")
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(temporary_database(PG_ADMIN_URL, f"uprof_test_{os.getpid()}"))
+        except Exception as e:
+            require(False, f"PostgreSQL not reachable at {PG_ADMIN_URL} ({e})")
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,7 +4,6 @@ written under an earlier revision reads the same after the upgrade."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,12 +11,13 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
+from tests.support.databases import temporary_database
 from uprof.domain.model import Profile
 from uprof.domain.timefmt import from_us
 from uprof.store import profiles as profile_store
-from uprof.store.database import normalize_url, open_database
+from uprof.store.database import open_database
 from uprof.store.migrate import current_revision, migrate
 from uprof.store.tables import metadata
 
@@ -31,17 +31,8 @@ def fresh_url(database_url: str) -> Iterator[str]:
     if not database_url.startswith("postgresql"):
         yield database_url
         return
-    base, _, _ = database_url.rpartition("/")
-    name = f"uprof_migrate_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalize_url(database_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(database_url, "uprof_migrate") as url:
+        yield url
 
 
 def test_migrations_match_the_tables(database_url: str) -> None:

@@ -51,7 +51,7 @@ class LinkService:
                 raise profile_not_found(profile_id)
             store.insert_link(conn, link)
 
-        await self._db.write(work)
+        await self._db.write(work, key=profile_id)
         return f"{self._public_url}/{PATHS[kind]}/{token}", link.expires_at
 
     async def open(self, kind: str, token: str) -> tuple[Link | None, bool]:

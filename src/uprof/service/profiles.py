@@ -71,7 +71,7 @@ class ProfileService:
                 store.save_profile(conn, updated, previous=current)
             return updated
 
-        return await self._db.write(work)
+        return await self._db.write(work, key=profile_id)
 
     async def delete(self, org_id: str, profile_id: str) -> None:
         if not is_well_formed(profile_id):
@@ -82,7 +82,7 @@ class ProfileService:
             if not store.delete_profile(conn, org_id, profile_id):
                 raise profile_not_found(profile_id)
 
-        await self._db.write(work)
+        await self._db.write(work, key=profile_id)
 
     async def list(
         self, org_id: str, query: ListQuery, page: str | None

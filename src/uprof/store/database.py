@@ -15,10 +15,11 @@ runs (``uprof.store.sqlite``, ``uprof.store.postgres``):
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -35,7 +36,11 @@ class Database(Protocol):
 
     async def query(self, query: Query[T]) -> T: ...
     async def read(self, fn: Callable[[Connection], T]) -> T: ...
-    async def write(self, fn: Callable[[Connection], T]) -> T: ...
+    async def write(self, fn: Callable[[Connection], T], key: str | None = None) -> T:
+        """Run ``fn`` in a transaction with the writes of the same moment; ``key`` names what
+        it locks (a profile id), for a database that runs several batches at once."""
+        ...
+
     def read_sync(self, fn: Callable[[Connection], T]) -> T: ...
     def write_sync(self, fn: Callable[[Connection], T]) -> T: ...
     def start(self) -> None: ...
@@ -47,6 +52,18 @@ def storage_error(e: Exception) -> ApiError:
     # A busy or unreachable database is overload, not a bug: 529 tells the SDKs to retry.
     log.warning("storage error: %s", e)
     return Overloaded("The storage backend is busy or unavailable; retry shortly")
+
+
+def settle(outcomes: Iterable[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Hand each waiting write of a batch its outcome: its result, or its error. A write whose
+    caller stopped waiting (a cancelled request) is skipped."""
+    for future, result, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def sqlite_path(url: str) -> Path | None:

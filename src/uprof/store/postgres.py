@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,12 +14,12 @@ from sqlalchemy import Connection, Engine, create_engine, exc
 from sqlalchemy.pool import QueuePool
 
 from uprof.store.compiled import Query, Statement
-from uprof.store.database import normalize_url
+from uprof.store.database import normalize_url, settle
 from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
 _MAX_BATCH = 512
-_IN_FLIGHT = 4
+_LANES = 4
 _RETRIES = 3
 # What another transaction can make a batch fail with, that running it again fixes.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -36,14 +37,14 @@ def _is_storage_error(e: BaseException) -> bool:
     return isinstance(e, _STORAGE_ERRORS)
 
 
-class _Writes:
-    """One event loop's writes: those waiting for a batch, and how many batches run."""
+class _Lane:
+    """Writes waiting for the next batch of one lane, and whether its batch is running."""
 
     __slots__ = ("queue", "running", "scheduled")
 
     def __init__(self) -> None:
         self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
-        self.running = 0
+        self.running = False
         self.scheduled = False
 
 
@@ -95,8 +96,8 @@ class PostgresDatabase:
         # Coalesced reads waiting for the end of their loop iteration, and the batches running.
         self._pending: dict[asyncio.AbstractEventLoop, dict[Any, dict[Any, list[Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # Writes waiting for the next batch, and batches running, per event loop.
-        self._writes: dict[asyncio.AbstractEventLoop, _Writes] = {}
+        # Each event loop's lanes of writes (see ``write``).
+        self._lanes: dict[asyncio.AbstractEventLoop, list[_Lane]] = {}
 
     def _run(self, fn: Callable[[Connection], T], engine: Engine | None = None) -> T:
         try:
@@ -131,41 +132,53 @@ class PostgresDatabase:
     # The writes waiting at one moment run as one transaction in one worker thread: one thread
     # hop, one pool checkout, one COMMIT for all of them, instead of a hop, a checkout (with
     # its ping), a BEGIN and a COMMIT each. No write is acknowledged before its COMMIT returns.
-    # Up to _IN_FLIGHT batches run at once, on connections of their own, so one batch's round
-    # trips overlap another's; two batches that lock the same rows serialize on the row locks.
-    # A job that fails makes the batch roll back and run again with a SAVEPOINT per job, so
-    # its failure is undone alone (jobs are functions of the database state: running one again
-    # is safe); a deadlock or serialization failure with another instance's transaction runs
+    #
+    # Writes go into _LANES lanes, each running one batch at a time on a connection of its own,
+    # so one batch's round trips overlap another's. A write names what it locks (``key``: the
+    # profile) and every write of one key goes into the same lane: two batches of this process
+    # never wait for each other's row locks, and so never deadlock each other (measured on a
+    # store of 1,000 profiles, batches free to lock the same rows waited up to the 1 s deadlock
+    # timeout). A write without a key (a new profile) joins the writes waiting in a lane whose
+    # batch is not running, so that the keyless writes of one moment still share one batch.
+    #
+    # A job that fails makes its batch roll back and run again with a SAVEPOINT per job, so its
+    # failure is undone alone (jobs are functions of the database state: running one again is
+    # safe); a deadlock or serialization failure against another instance's transaction runs
     # the batch again, up to _RETRIES times.
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T], key: str | None = None) -> T:
         loop = asyncio.get_running_loop()
-        writes = self._writes.get(loop)
-        if writes is None:
-            writes = self._writes[loop] = _Writes()
+        lanes = self._lanes.get(loop)
+        if lanes is None:
+            lanes = self._lanes[loop] = [_Lane() for _ in range(_LANES)]
+        if key is None:  # a lane not committing, with the most writes waiting: they share it
+            lane = min(lanes, key=lambda lane: (lane.running, -len(lane.queue)))
+        else:
+            lane = lanes[zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LANES]
         future: asyncio.Future[T] = loop.create_future()
-        writes.queue.append((fn, future))
-        self._schedule(loop, writes)
+        lane.queue.append((fn, future))
+        self._schedule(loop, lane)
         return await future
 
-    def _schedule(self, loop: asyncio.AbstractEventLoop, writes: _Writes) -> None:
+    def _schedule(self, loop: asyncio.AbstractEventLoop, lane: _Lane) -> None:
         # At the end of this iteration, so that the writes it makes share the batch.
-        if writes.queue and not writes.scheduled and writes.running < _IN_FLIGHT:
-            writes.scheduled = True
-            loop.call_soon(self._start_batches, loop, writes)
+        if lane.queue and not lane.scheduled and not lane.running:
+            lane.scheduled = True
+            loop.call_soon(self._start_batch, loop, lane)
 
-    def _start_batches(self, loop: asyncio.AbstractEventLoop, writes: _Writes) -> None:
-        writes.scheduled = False
-        while writes.queue and writes.running < _IN_FLIGHT:
-            batch = writes.queue[:_MAX_BATCH]
-            del writes.queue[:_MAX_BATCH]
-            writes.running += 1
-            task = loop.create_task(self._commit_batch(loop, writes, batch))
-            self._tasks.add(task)  # the loop holds tasks only weakly
-            task.add_done_callback(self._tasks.discard)
+    def _start_batch(self, loop: asyncio.AbstractEventLoop, lane: _Lane) -> None:
+        lane.scheduled = False
+        if not lane.queue or lane.running:
+            return
+        batch = lane.queue[:_MAX_BATCH]
+        del lane.queue[:_MAX_BATCH]
+        lane.running = True
+        task = loop.create_task(self._commit_batch(loop, lane, batch))
+        self._tasks.add(task)  # the loop holds tasks only weakly
+        task.add_done_callback(self._tasks.discard)
 
     async def _commit_batch(
-        self, loop: asyncio.AbstractEventLoop, writes: _Writes, batch: list[Any]
+        self, loop: asyncio.AbstractEventLoop, lane: _Lane, batch: list[Any]
     ) -> None:
         try:
             try:
@@ -175,16 +188,13 @@ class PostgresDatabase:
             except Exception as e:
                 failure = _storage_error(e) if _is_storage_error(e) else e
                 outcomes = [(None, failure)] * len(batch)
-            for (_fn, future), (result, error) in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(result)
+            settle(
+                (future, result, error)
+                for (_fn, future), (result, error) in zip(batch, outcomes, strict=True)
+            )
         finally:
-            writes.running -= 1
-            self._schedule(loop, writes)
+            lane.running = False
+            self._schedule(loop, lane)
 
     def _write_batch(self, fns: list[Callable[[Connection], Any]]) -> list[tuple[Any, Any]]:
         """Run the jobs in one transaction; each job's (result, error)."""

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from uprof.store.compiled import Query
-from uprof.store.database import log, sqlite_path
+from uprof.store.database import log, settle, sqlite_path
 from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
@@ -176,7 +176,9 @@ class SqliteDatabase:
     # waiting for the write lock while another process holds it, and a COMMIT that syncs
     # (FULL, EXTRA). No write is acknowledged before its COMMIT returns.
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T], key: str | None = None) -> T:
+        # One batch at a time holds SQLite's one write lock: ``key`` (what the write locks)
+        # changes nothing here.
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         queue = self._queues.get(loop)
@@ -282,13 +284,7 @@ class SqliteDatabase:
             if conn.in_transaction():
                 conn.rollback()
             self._batch_lock.release()
-        for future, result, error in outcomes:
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+        settle(outcomes)
 
     @staticmethod
     def _run_jobs(
