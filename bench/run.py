@@ -528,7 +528,7 @@ class Row:
             "workers": self.workers,
             "n": self.n,
             "scenario": self.scenario,
-            "ratio": round(self.ratio, 3),
+            "ratio": round(self.ratio, 4),
             "target_ratio": TARGET_RATIO[self.scenario],
             "ratio_met": self.ratio_met,
             "p99_met": self.p99_met,
