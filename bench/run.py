@@ -301,6 +301,10 @@ class Sampler:
     def peak(self) -> int:
         return max((s for _, s in self.samples), default=0)
 
+    @property
+    def peak_private(self) -> int:
+        return max((s for _, s in self.private), default=0)
+
 
 def _private_rss(pid: int) -> int:
     """RssAnon + RssShmem of a process, in bytes (Linux ``/proc/<pid>/status``)."""
@@ -481,7 +485,7 @@ def measure(
         requests=result["requests"],
         errors=result["errors"],
         peak_rss_mib=sampler.peak / 2**20,
-        peak_private_mib=max((b for _, b in sampler.private), default=0) / 2**20,
+        peak_private_mib=sampler.peak_private / 2**20,
         cpu={k: round(v * 100, 1) for k, v in cpu.items()},
         extra=extra,
     )
@@ -542,6 +546,10 @@ HEADER = (
     f"{'base req/s':>11}{'b.p99':>7}{'req/s':>9}{'ratio':>7}{'target':>8}"
     f"{'p50 ms':>8}{'p99 ms':>8}{'RSS/priv MiB':>13}  {'cpu srv/wrk/pg %':<18}{'met?':<6}"
 )
+
+
+def _flat_verdict(flat: bool) -> str:
+    return _color("flat", GREEN) if flat else _color("NOT flat", RED)
 
 
 def format_row(row: Row) -> str:
@@ -977,14 +985,8 @@ def main(
                             click.echo(f"   soak: mixed workload for {soak_seconds}s ...")
                             result = soak(up, soak_seconds, loaded.ids_path, pin, connections)
                             extra_results[f"soak_{backend}_{size_label(n)}"] = result
-                            verdict = (
-                                _color("flat", GREEN) if result["flat"] else _color("NOT flat", RED)
-                            )
-                            private_verdict = (
-                                _color("flat", GREEN)
-                                if result["private_flat"]
-                                else _color("NOT flat", RED)
-                            )
+                            verdict = _flat_verdict(result["flat"])
+                            private_verdict = _flat_verdict(result["private_flat"])
                             click.echo(
                                 f"   soak {backend} {size_label(n)}: {result['rps']:,} req/s, "
                                 f"p99 {result['p99_ms']:.1f} ms, "

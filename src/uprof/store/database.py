@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -64,6 +64,16 @@ def settle(outcomes: Iterable[tuple[asyncio.Future[Any], Any, BaseException | No
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+def spawn(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], tasks: set[Any]
+) -> None:
+    """Run ``coro`` as a task of ``loop``, kept in ``tasks`` until it is done: the loop holds
+    its tasks only weakly."""
+    task = loop.create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -14,13 +14,15 @@ from sqlalchemy import Connection, Engine, create_engine, exc
 from sqlalchemy.pool import QueuePool
 
 from uprof.store.compiled import Query, Statement
-from uprof.store.database import normalize_url, settle
+from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
 _MAX_BATCH = 512
 _LANES = 4
 _RETRIES = 3
+# Keys per coalesced statement: one page of ANY(...) stays well inside a packet and a plan.
+_MAX_KEYS = 500
 # What another transaction can make a batch fail with, that running it again fixes.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _STORAGE_ERRORS = (
@@ -51,10 +53,6 @@ class _Lane:
 def _driver_error(e: BaseException) -> BaseException:
     """psycopg's exception, whether SQLAlchemy wrapped it or a raw cursor raised it."""
     return e.orig if isinstance(e, exc.DBAPIError) and e.orig is not None else e
-
-
-# Keys per coalesced statement: one page of ANY(...) stays well inside a packet and a plan.
-_MAX_KEYS = 500
 
 
 class PostgresDatabase:
@@ -173,9 +171,7 @@ class PostgresDatabase:
         batch = lane.queue[:_MAX_BATCH]
         del lane.queue[:_MAX_BATCH]
         lane.running = True
-        task = loop.create_task(self._commit_batch(loop, lane, batch))
-        self._tasks.add(task)  # the loop holds tasks only weakly
-        task.add_done_callback(self._tasks.discard)
+        spawn(loop, self._commit_batch(loop, lane, batch), self._tasks)
 
     async def _commit_batch(
         self, loop: asyncio.AbstractEventLoop, lane: _Lane, batch: list[Any]
@@ -316,9 +312,7 @@ class PostgresDatabase:
     def _run_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         pending = self._pending.pop(loop, {})
         for (statement, group), by_key in pending.items():
-            task = loop.create_task(self._run_batch(statement, dict(group), by_key))
-            self._tasks.add(task)  # the loop holds tasks only weakly
-            task.add_done_callback(self._tasks.discard)
+            spawn(loop, self._run_batch(statement, dict(group), by_key), self._tasks)
 
     async def _run_batch(
         self,
@@ -346,17 +340,11 @@ class PostgresDatabase:
                     for k in chunk:
                         results[k] = statement.result(of_key[k])
         except BaseException as e:
-            for futures in by_key.values():
-                for f in futures:
-                    if not f.done():
-                        f.set_exception(e)
+            settle((f, None, e) for futures in by_key.values() for f in futures)
             if not isinstance(e, Exception):
                 raise
             return
-        for k, futures in by_key.items():
-            for f in futures:
-                if not f.done():
-                    f.set_result(results[k])
+        settle((f, results[k], None) for k, futures in by_key.items() for f in futures)
 
     def start(self) -> None:
         pass

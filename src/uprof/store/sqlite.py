@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from uprof.store.compiled import Query
-from uprof.store.database import log, settle, sqlite_path
+from uprof.store.database import log, settle, spawn, sqlite_path
 from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
@@ -184,9 +184,7 @@ class SqliteDatabase:
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues[loop] = []
-            # Keep a reference: the loop holds tasks only weakly.
-            self._flushers.add(task := loop.create_task(self._flush(loop, queue)))
-            task.add_done_callback(self._flushers.discard)
+            spawn(loop, self._flush(loop, queue), self._flushers)
         queue.append((fn, future))
         return await future
 
@@ -250,9 +248,7 @@ class SqliteDatabase:
             assert conn is not None
         except (exc.DBAPIError, sqlite3.Error) as e:
             busy = _storage_error(e)
-            for _fn, future in batch:
-                if not future.done():
-                    future.set_exception(busy)
+            settle((future, None, busy) for _fn, future in batch)
             return
         raw = conn.connection.driver_connection
         try:
