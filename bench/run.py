@@ -41,6 +41,7 @@ import click
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from bench import server_profile
 from bench.common import (
     BENCH_KEY,
     DEFAULT_DATA_DIR,
@@ -502,6 +503,35 @@ def median_run(runs: list[Run]) -> Run:
     return chosen
 
 
+def profile_scenario(
+    server: Server,
+    scenario: str,
+    *,
+    seconds: int,
+    connections: int,
+    ids_path: str,
+    pin: Pinning,
+    out: Path,
+) -> dict[str, Any]:
+    """The scenario once more, with py-spy sampling the server: where its time went."""
+    recorder = server_profile.start(server.process.pid, seconds, out)
+    result, _ = wrk(
+        server.url, scenario, seconds=seconds, connections=connections, ids_path=ids_path, pin=pin
+    )
+    _, err = recorder.communicate(timeout=seconds + 60)
+    if recorder.returncode != 0 or not out.exists():
+        raise RuntimeError(f"py-spy failed (exit {recorder.returncode}): {err.decode()}")
+    summary = server_profile.summarize(out.read_text())
+    return {
+        "folded": str(out),
+        "rps": round(result["requests"] / (result["duration_us"] / 1e6)),
+        "samples": summary.samples,
+        "areas": {area: round(share, 4) for share, area in summary.areas},
+        "top_self": [[round(share, 4), frame] for share, frame in summary.top_self],
+        "lines": server_profile.report_lines(summary),
+    }
+
+
 # --- the report ----------------------------------------------------------------------------------
 
 
@@ -830,6 +860,13 @@ def crash_check(
     show_default=True,
     help="Where loaded stores are kept and reused.",
 )
+@click.option(
+    "--py-spy",
+    "py_spy",
+    is_flag=True,
+    help="After each scenario's measured runs, run it once more on uprof under py-spy: folded "
+    "stacks in <out>/<timestamp>-profiles/, the busiest lines printed.",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS_DIR, show_default=True)
 @click.option(
     "--uprof-src",
@@ -853,6 +890,7 @@ def main(
     sqlite_mmap_mib: int | None,
     soak_seconds: int,
     do_crash_check: bool,
+    py_spy: bool,
     data_dir: Path,
     out: Path,
     uprof_src: Path | None,
@@ -878,6 +916,8 @@ def main(
         raise click.UsageError("nothing to run: --no-sqlite without --postgres")
     if subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
         raise click.UsageError("wrk is not installed (Debian: apt-get install wrk)")
+    if py_spy and server_profile.py_spy() is None:
+        raise click.UsageError("--py-spy: py-spy is not installed (pip install -e '.[bench]')")
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -981,6 +1021,24 @@ def main(
                                     f"   (uprof's run read {refaults:,} evicted pages back "
                                     "from disk: the store did not stay in the page cache)"
                                 )
+                            if py_spy:
+                                name = f"{backend}-{size_label(n)}-w{w}-{scenario}.folded"
+                                prof = profile_scenario(
+                                    up,
+                                    scenario,
+                                    seconds=seconds,
+                                    connections=connections,
+                                    ids_path=loaded.ids_path,
+                                    pin=pin,
+                                    out=out / f"{stamp}-profiles" / name,
+                                )
+                                row.uprof.extra["profile"] = prof
+                                click.echo(
+                                    f"   py-spy ({prof['rps']:,} req/s while sampled, "
+                                    f"{prof['samples']:,} samples, {prof['folded']}):"
+                                )
+                                for line in prof["lines"]:
+                                    click.echo(f"     {line}")
                         if soak_seconds and w == worker_counts[0] and n == ns[-1]:
                             click.echo(f"   soak: mixed workload for {soak_seconds}s ...")
                             result = soak(up, soak_seconds, loaded.ids_path, pin, connections)
