@@ -526,6 +526,7 @@ def profile_scenario(
         "folded": str(out),
         "rps": round(result["requests"] / (result["duration_us"] / 1e6)),
         "samples": summary.samples,
+        "waiting": round(summary.waiting, 4),
         "areas": {area: round(share, 4) for share, area in summary.areas},
         "top_self": [[round(share, 4), frame] for share, frame in summary.top_self],
         "lines": server_profile.report_lines(summary),
