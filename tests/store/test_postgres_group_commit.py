@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from uprof.domain.errors import NotFound, Overloaded
+from uprof.store.compiled import Statement, execute_deferrable
 from uprof.store.postgres import PostgresDatabase
 
 
@@ -89,6 +90,79 @@ def test_jobs_of_one_batch_fail_alone(pg: tuple[PostgresDatabase, str]) -> None:
     assert isinstance(outcomes[1], NotFound)
     assert isinstance(outcomes[2], Exception) and isinstance(outcomes[4], Exception)
     assert set(_rows(db, table)) == {"taken", "a", "c", "d"}
+
+
+_PUTS: dict[str, Statement[None]] = {}
+
+
+def _deferred_put(table: str, k: str, seen: list[int] | None = None):  # type: ignore[no-untyped-def]
+    """A job inserting its row as the store inserts a new profile (``execute_deferrable``, one
+    statement per table); with ``seen``, it first counts the rows its transaction sees."""
+    statement = _PUTS.setdefault(
+        table,
+        Statement(
+            f"put into {table}", lambda: text(f"INSERT INTO {table} VALUES (:k, txid_current())")
+        ),
+    )
+
+    def work(conn: Connection) -> str:
+        if seen is not None:
+            seen.append(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+        execute_deferrable(conn, statement, {"k": k})
+        return k
+
+    return work
+
+
+def test_deferred_inserts_go_out_together_at_the_end_of_the_batch(
+    pg: tuple[PostgresDatabase, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, table = pg
+    calls: list[int] = []
+    executemany = psycopg.Cursor.executemany
+
+    def counting(self: psycopg.Cursor[Any], query: Any, params_seq: Any, **kw: Any) -> None:
+        params = list(params_seq)
+        calls.append(len(params))
+        executemany(self, query, params, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counting)
+    seen: list[int] = []
+    jobs = [_deferred_put(table, f"k{i}", seen) for i in range(10)]
+    assert _together(db, *jobs) == [f"k{i}" for i in range(10)]
+    assert seen == [0] * 10, "no insert ran before the last job of the batch"
+    assert calls == [10], "one executemany for the batch's ten inserts"
+    rows = _rows(db, table)
+    assert set(rows) == {f"k{i}" for i in range(10)} and len(set(rows.values())) == 1
+
+
+def test_a_deferred_insert_that_fails_fails_its_own_job_alone(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    db, table = pg
+    db.write_sync(_put(table, "taken"))
+    outcomes = _together(
+        db,
+        _deferred_put(table, "a"),
+        _deferred_put(table, "taken"),  # unique violation, found only when the batch flushes
+        _deferred_put(table, "b"),
+        _put(table, "c"),
+    )
+    assert outcomes[0] == "a" and outcomes[2] == "b" and outcomes[3] == "c"
+    assert isinstance(outcomes[1], psycopg.errors.UniqueViolation)
+    assert set(_rows(db, table)) == {"taken", "a", "b", "c"}
+
+
+def test_outside_a_batch_a_deferrable_insert_runs_at_once(pg: tuple[PostgresDatabase, str]) -> None:
+    db, table = pg
+    seen: list[int] = []
+
+    def put_and_count(conn: Connection) -> None:
+        _deferred_put(table, "now")(conn)
+        seen.append(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+    db.write_sync(put_and_count)
+    assert seen == [1]
 
 
 def test_a_deadlock_with_another_transaction_runs_the_batch_again(

@@ -8,7 +8,8 @@ Parameters are named (``:name`` on SQLite, ``%(name)s`` on psycopg), so one dict
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Connection
@@ -124,3 +125,43 @@ def execute(conn: Connection, statement: Statement[Any], params: dict[str, Any])
         return int(cursor.rowcount)
     finally:
         cursor.close()
+
+
+# Where a unit of work's deferred writes wait (``deferring``), in ``Connection.info``.
+_DEFERRED = "uprof.deferred_writes"
+
+
+def execute_deferrable(conn: Connection, statement: Statement[Any], params: dict[str, Any]) -> None:
+    """Run a write nothing in its transaction reads back and whose outcome is only success or
+    failure (the INSERT of a new profile): at once, or, inside ``deferring``, together with the
+    other deferred writes of its statement when ``flush_deferred`` runs."""
+    pending: dict[Statement[Any], list[dict[str, Any]]] | None = conn.info.get(_DEFERRED)
+    if pending is None:
+        execute(conn, statement, params)
+    else:
+        pending.setdefault(statement, []).append(params)
+
+
+@contextlib.contextmanager
+def deferring(conn: Connection) -> Iterator[None]:
+    """Defer the deferrable writes made on ``conn`` until ``flush_deferred``; whatever is not
+    flushed by the end is dropped (the transaction it belonged to is being rolled back)."""
+    conn.info[_DEFERRED] = {}
+    try:
+        yield
+    finally:
+        conn.info.pop(_DEFERRED, None)
+
+
+def flush_deferred(conn: Connection) -> None:
+    """Run the deferred writes, one ``executemany`` per statement: psycopg sends the rows of
+    one in a pipeline, one round trip for all of them instead of one each."""
+    pending: dict[Statement[Any], list[dict[str, Any]]] = conn.info.get(_DEFERRED) or {}
+    for statement, rows in pending.items():
+        compiled = statement.compiled(conn.dialect)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.text, [compiled.bind(p) for p in rows])
+        finally:
+            cursor.close()
+    pending.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, exc
 from sqlalchemy.pool import QueuePool
 
-from uprof.store.compiled import Query, Statement
+from uprof.store.compiled import Query, Statement, deferring, flush_deferred
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
 
@@ -215,7 +216,13 @@ class PostgresDatabase:
         """Every job's (result, error) after one COMMIT; None if a job failed and the batch was
         rolled back (only without savepoints)."""
         outcomes: list[tuple[Any, Any]] = []
-        with conn.begin() as transaction:
+        # Without savepoints the batch's new profiles are inserted together at its end, in one
+        # round trip (``deferring``); if that fails, the replay runs each job's insert at once
+        # and finds the one at fault.
+        with (
+            conn.begin() as transaction,
+            contextlib.nullcontext() if savepoints else deferring(conn),
+        ):
             for fn in fns:
                 savepoint = conn.begin_nested() if savepoints else None
                 try:
@@ -232,6 +239,14 @@ class PostgresDatabase:
                     if savepoint is not None:
                         savepoint.commit()
                     outcomes.append((result, None))
+            if not savepoints:
+                try:
+                    flush_deferred(conn)
+                except Exception as e:
+                    if _is_storage_error(e) or isinstance(_driver_error(e), _RETRYABLE):
+                        raise
+                    transaction.rollback()
+                    return None
         return outcomes
 
     async def _query_pool(self) -> AsyncConnectionPool:

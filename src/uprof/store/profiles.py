@@ -33,7 +33,7 @@ from sqlalchemy import (
 from uprof.domain.model import Position, Profile, ProfileText
 from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import to_us
-from uprof.store.compiled import Batch, Query, Statement, execute, run
+from uprof.store.compiled import Batch, Query, Statement, execute, execute_deferrable, run
 from uprof.store.tables import user_profiles as t
 
 _encode_doc = msgspec.json.Encoder().encode
@@ -93,7 +93,9 @@ _INSERT: Statement[None] = Statement("insert", lambda: insert(t))
 
 
 def insert_profile(conn: Connection, p: Profile) -> None:
-    execute(conn, _INSERT, _values(p))
+    # Deferrable: a new profile's id is known to no one before its write is acknowledged, so
+    # nothing else in its transaction reads or changes its row.
+    execute_deferrable(conn, _INSERT, _values(p))
 
 
 def insert_many(conn: Connection, profiles: list[Profile]) -> None:
