@@ -415,6 +415,11 @@ def wrk(
     raise RuntimeError(f"wrk printed no result (exit {proc.returncode}):\n{out}\n{err}")
 
 
+def requests_per_second(result: dict[str, Any]) -> float:
+    """Throughput of one wrk run, from what its script printed."""
+    return float(result["requests"] / (result["duration_us"] / 1e6))
+
+
 def measure(
     server: Server,
     scenario: str,
@@ -424,7 +429,11 @@ def measure(
     ids_path: str,
     pin: Pinning,
     postgres: bool,
+    profile_to: Path | None = None,
 ) -> Run:
+    """One wrk run against ``server``; with ``profile_to``, py-spy samples the server meanwhile
+    and the run's ``extra["profile"]`` says where its time went (never use such a run for a
+    ratio: sampling takes CPU from the server's core)."""
     wrk_procs: list[psutil.Process] = []
     server_procs = server.tree()
     pg_procs = postgres_processes() if postgres else []
@@ -447,6 +456,9 @@ def measure(
             threading.Thread(target=watch, daemon=True).start()
 
     refaults_before = page_cache_refaults()
+    recorder = None
+    if profile_to is not None:
+        recorder = server_profile.start(server.process.pid, seconds, profile_to)
     t0 = time.monotonic()
     with Sampler(server) as sampler:
         result, _ = wrk(
@@ -471,9 +483,11 @@ def measure(
         extra["page_cache_refaults"] = refaults_after - refaults_before
     if scenario == "list":
         extra.update(pages=result["pages"], walks=result["walks"])
+    if recorder is not None and profile_to is not None:
+        extra["profile"] = _profile(recorder, profile_to, seconds)
     lat = result["latency_us"]
     pct = lat["percentiles"]
-    rps = result["requests"] / (result["duration_us"] / 1e6)
+    rps = requests_per_second(result)
     return Run(
         target=server.name,
         scenario=scenario,
@@ -503,28 +517,14 @@ def median_run(runs: list[Run]) -> Run:
     return chosen
 
 
-def profile_scenario(
-    server: Server,
-    scenario: str,
-    *,
-    seconds: int,
-    connections: int,
-    ids_path: str,
-    pin: Pinning,
-    out: Path,
-) -> dict[str, Any]:
-    """The scenario once more, with py-spy sampling the server: where its time went."""
-    recorder = server_profile.start(server.process.pid, seconds, out)
-    result, _ = wrk(
-        server.url, scenario, seconds=seconds, connections=connections, ids_path=ids_path, pin=pin
-    )
+def _profile(recorder: subprocess.Popen[bytes], out: Path, seconds: int) -> dict[str, Any]:
+    """What py-spy recorded into ``out``, summarized."""
     _, err = recorder.communicate(timeout=seconds + 60)
     if recorder.returncode != 0 or not out.exists():
         raise RuntimeError(f"py-spy failed (exit {recorder.returncode}): {err.decode()}")
     summary = server_profile.summarize(out.read_text())
     return {
         "folded": str(out),
-        "rps": round(result["requests"] / (result["duration_us"] / 1e6)),
         "samples": summary.samples,
         "waiting": round(summary.waiting, 4),
         "areas": {area: round(share, 4) for share, area in summary.areas},
@@ -727,7 +727,7 @@ def soak(
     errors = sum(result["errors"].values())
     return {
         "seconds": round(time.monotonic() - t0),
-        "rps": round(result["requests"] / (result["duration_us"] / 1e6)),
+        "rps": round(requests_per_second(result)),
         "p99_ms": result["latency_us"]["percentiles"]["99"] / 1000,
         "errors": result["errors"],
         "error_count": errors,
@@ -991,21 +991,18 @@ def main(
                                 ids_path=loaded.ids_path,
                                 pin=pin,
                             )
+                        drive: dict[str, Any] = {
+                            "seconds": seconds,
+                            "connections": connections,
+                            "ids_path": loaded.ids_path,
+                            "pin": pin,
+                            "postgres": backend == "postgres",
+                        }
                         for scenario in wanted:
                             runs: dict[str, list[Run]] = {"baseline": [], "uprof": []}
                             for _ in range(repeat):
                                 for server in (base, up):
-                                    runs[server.name].append(
-                                        measure(
-                                            server,
-                                            scenario,
-                                            seconds=seconds,
-                                            connections=connections,
-                                            ids_path=loaded.ids_path,
-                                            pin=pin,
-                                            postgres=backend == "postgres",
-                                        )
-                                    )
+                                    runs[server.name].append(measure(server, scenario, **drive))
                             row = Row(
                                 backend,
                                 w,
@@ -1024,15 +1021,13 @@ def main(
                                 )
                             if py_spy:
                                 name = f"{backend}-{size_label(n)}-w{w}-{scenario}.folded"
-                                prof = profile_scenario(
+                                sampled = measure(
                                     up,
                                     scenario,
-                                    seconds=seconds,
-                                    connections=connections,
-                                    ids_path=loaded.ids_path,
-                                    pin=pin,
-                                    out=out / f"{stamp}-profiles" / name,
+                                    **drive,
+                                    profile_to=out / f"{stamp}-profiles" / name,
                                 )
+                                prof = {"rps": round(sampled.rps), **sampled.extra["profile"]}
                                 row.uprof.extra["profile"] = prof
                                 click.echo(
                                     f"   py-spy ({prof['rps']:,} req/s while sampled, "

@@ -116,15 +116,22 @@ def run(conn: Connection, query: Query[T]) -> T:
     return query.statement.result(raw.execute(text, params).fetchall())
 
 
+@contextlib.contextmanager
+def _driver_cursor(conn: Connection) -> Iterator[Any]:
+    """A cursor of the DBAPI connection under ``conn``, closed after use."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
 def execute(conn: Connection, statement: Statement[Any], params: dict[str, Any]) -> int:
     """Run a write on the DBAPI connection under ``conn``; the number of rows it touched."""
     compiled = statement.compiled(conn.dialect)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _driver_cursor(conn) as cursor:
         cursor.execute(compiled.text, compiled.bind(params))
         return int(cursor.rowcount)
-    finally:
-        cursor.close()
 
 
 # Where a unit of work's deferred writes wait (``deferring``), in ``Connection.info``.
@@ -159,9 +166,6 @@ def flush_deferred(conn: Connection) -> None:
     pending: dict[Statement[Any], list[dict[str, Any]]] = conn.info.get(_DEFERRED) or {}
     for statement, rows in pending.items():
         compiled = statement.compiled(conn.dialect)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with _driver_cursor(conn) as cursor:
             cursor.executemany(compiled.text, [compiled.bind(p) for p in rows])
-        finally:
-            cursor.close()
     pending.clear()

@@ -56,6 +56,12 @@ def _driver_error(e: BaseException) -> BaseException:
     return e.orig if isinstance(e, exc.DBAPIError) and e.orig is not None else e
 
 
+def _loses_the_transaction(e: BaseException) -> bool:
+    """The batch's whole transaction is lost (the server is unreachable, or another
+    transaction won), not one job at fault: the batch runs again or fails as a whole."""
+    return _is_storage_error(e) or isinstance(_driver_error(e), _RETRYABLE)
+
+
 class PostgresDatabase:
     """Queries run on the event loop; units of work in worker threads, one thread hop each.
 
@@ -228,8 +234,8 @@ class PostgresDatabase:
                 try:
                     result = fn(conn)
                 except Exception as e:  # the job's own error (a 404, a 400) or a statement's
-                    if _is_storage_error(e) or isinstance(_driver_error(e), _RETRYABLE):
-                        raise  # the whole transaction is lost: the batch runs again or fails
+                    if _loses_the_transaction(e):
+                        raise
                     if savepoint is None:
                         transaction.rollback()
                         return None
@@ -243,7 +249,7 @@ class PostgresDatabase:
                 try:
                     flush_deferred(conn)
                 except Exception as e:
-                    if _is_storage_error(e) or isinstance(_driver_error(e), _RETRYABLE):
+                    if _loses_the_transaction(e):
                         raise
                     transaction.rollback()
                     return None
