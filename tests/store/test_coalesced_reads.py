@@ -12,6 +12,7 @@ import pytest
 
 from uprof.domain.errors import Overloaded
 from uprof.domain.model import Profile
+from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import from_us
 from uprof.store import profiles as store
 from uprof.store.database import Database, open_database
@@ -148,3 +149,146 @@ def test_a_failing_batch_fails_every_read_in_it(db: Database) -> None:
         )
 
     assert all(isinstance(r, Overloaded) for r in _run(db, read_all()))
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def _seed_for_pages(db: Database) -> dict[str, list[Profile]]:
+    """Both organizations get profiles with names (some equal but for case, so the id breaks
+    ties) and without, several sharing a creation instant."""
+    from sqlalchemy import text
+
+    names = ["ada", "Ada", "bob", None, "carol", None, "dave", "ada", None, "Eve", "eve", "zed"]
+    made: dict[str, list[Profile]] = {}
+
+    def seed(conn: Any) -> None:
+        conn.execute(
+            text("DELETE FROM user_profiles WHERE org_id IN (:a, :b)"), {"a": ORGS[0], "b": ORGS[1]}
+        )
+        for o, org in enumerate(ORGS):
+            made[org] = [
+                Profile(
+                    id=f"uprof_pg_{o}_{i:03d}",
+                    org_id=org,
+                    created_at=from_us(1_000 + (i // 3)),  # three to an instant
+                    updated_at=from_us(1_000 + i),
+                    name=names[(i + o) % len(names)],
+                )
+                for i in range(40)
+            ]
+            store.insert_many(conn, made[org])
+
+    db.write_sync(seed)
+    return made
+
+
+def _expected(profiles: list[Profile], order_by: str, descending: bool) -> list[str]:
+    """The listing order as the API documents it, computed here without SQL."""
+    if order_by == "created_at":
+        ordered = sorted(profiles, key=lambda p: (p.created_at, p.id), reverse=descending)
+        return [p.id for p in ordered]
+    named = [p for p in profiles if p.name is not None]
+    nameless = [p for p in profiles if p.name is None]
+    named.sort(key=lambda p: (name_sort_key(p.name), p.id), reverse=descending)
+    nameless.sort(key=lambda p: p.id, reverse=descending)
+    return [p.id for p in named + nameless]
+
+
+def test_pages_of_one_iteration_each_get_their_own_rows(db: Database) -> None:
+    made = _seed_for_pages(db)
+    statements: list[str] = []
+    if isinstance(db, PostgresDatabase):
+        fetch = db._fetch
+
+        async def counting(text: str, params: dict[str, Any]) -> list[Any]:
+            statements.append(text)
+            return await fetch(text, params)
+
+        db._fetch = counting  # type: ignore[method-assign]
+
+    # Every order and direction, from the start and after every position (named and nameless
+    # alike), both organizations, page sizes from 1 to past the end; all in one iteration.
+    reads: list[tuple[Any, list[str]]] = []
+    for org in ORGS:
+        for order_by in ("created_at", "name"):
+            for descending in (False, True):
+                ids = _expected(made[org], order_by, descending)
+                by_id = {p.id: p for p in made[org]}
+                for start in range(-1, len(ids), 3):
+                    n = 1 + (start + 2) % 7 if start % 2 else 45
+                    after = None if start < 0 else store.position_of(by_id[ids[start]], order_by)
+                    query = store.scan(
+                        org, order_by=order_by, descending=descending, after=after, n=n
+                    )
+                    reads.append((query, ids[start + 1 : start + 1 + n]))
+
+    async def read_all() -> list[Any]:
+        return await asyncio.gather(*(db.query(query) for query, _ in reads))
+
+    pages = _run(db, read_all())
+    for (query, want), page in zip(reads, pages, strict=True):
+        got = [msgspec.json.decode(p.id) for p in page]
+        assert got == want, query.statement
+        assert all(msgspec.json.decode(p.org_id) == query.params["org_id"] for p in page)
+    if isinstance(db, PostgresDatabase):
+        # one statement per variant of the scan (order, direction, where it starts), not per page
+        variants = {query.statement for query, _ in reads}
+        assert len(statements) == len(variants) < len(reads), statements
+        assert all("LATERAL" in s for s in statements)
+
+
+def test_a_lone_page_uses_the_plain_statement(db: Database) -> None:
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL coalesces")
+    made = _seed_for_pages(db)
+    statements: list[str] = []
+    fetch = db._fetch
+
+    async def counting(text: str, params: dict[str, Any]) -> list[Any]:
+        statements.append(text)
+        return await fetch(text, params)
+
+    db._fetch = counting  # type: ignore[method-assign]
+    query = store.scan(ORGS[1], order_by="created_at", descending=True, after=None, n=5)
+    page = _run(db, db.query(query))
+    assert [msgspec.json.decode(p.id) for p in page] == _expected(
+        made[ORGS[1]], "created_at", True
+    )[:5]
+    assert len(statements) == 1 and "LATERAL" not in statements[0]
+
+
+def test_a_failing_page_batch_fails_every_page_in_it(db: Database) -> None:
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL coalesces")
+
+    async def down(text: str, params: dict[str, Any]) -> list[Any]:
+        raise Overloaded("the storage backend is busy or unavailable")
+
+    db._fetch = down  # type: ignore[method-assign]
+
+    async def read_all() -> list[Any]:
+        return await asyncio.gather(
+            *(
+                db.query(store.scan(ORGS[0], order_by="name", descending=False, after=None, n=n))
+                for n in range(1, 6)
+            ),
+            return_exceptions=True,
+        )
+
+    assert all(isinstance(r, Overloaded) for r in _run(db, read_all()))
+
+
+def test_sessions_do_not_compile_statements_just_in_time(db: Database) -> None:
+    """A coalesced read's generic plan looks expensive to the planner; JIT compiling it cost
+    6-26 ms a statement. Both of uprof's pools turn it off for their sessions."""
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("a PostgreSQL setting")
+
+    async def async_setting() -> Any:
+        pool = await db._query_pool()
+        async with pool.connection() as conn:
+            return (await (await conn.execute("SHOW jit")).fetchone())[0]  # type: ignore[index]
+
+    assert _run(db, async_setting()) == "off"
+    assert db.read_sync(lambda conn: conn.exec_driver_sql("SHOW jit").scalar_one()) == "off"

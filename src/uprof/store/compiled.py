@@ -12,10 +12,12 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, cast, func
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import Executable, TableValuedAlias
+from sqlalchemy.types import TypeEngine
 
 _SQLITE_NAMED = sqlite.dialect(paramstyle="named")
 
@@ -53,6 +55,28 @@ class Batch(NamedTuple):
     build: Callable[[], Executable]
 
 
+class Lateral(NamedTuple):
+    """How reads of one statement that differ in any of their parameters run as one statement
+    (PostgreSQL): every read's parameters are one row of a relation (``unnested``) that the
+    statement joins laterally. ``build`` makes it; it binds each of ``params`` as the array of
+    the reads' values, in order, and returns every row with its read's ordinal (from 1) first,
+    the rows of one read in that read's own order. SQLite runs each read as it comes."""
+
+    params: tuple[str, ...]
+    build: Callable[[], Executable]
+
+
+def unnested(params: tuple[tuple[str, TypeEngine[Any]], ...]) -> TableValuedAlias:
+    """The relation of a ``Lateral`` form: one row per read, a column per parameter (bound as
+    an array of that name and type) and ``ordinal``, the read's place from 1."""
+    arrays = (cast(bindparam(name), ARRAY(type_)) for name, type_ in params)
+    return (
+        func.unnest(*arrays)
+        .table_valued(*(name for name, _ in params), with_ordinality="ordinal")
+        .render_derived(name="reads")
+    )
+
+
 class Statement(Generic[T]):
     """One statement of the store and how its rows become a result; built from SQLAlchemy Core
     on first use and compiled once per dialect (``build`` runs at most once a dialect)."""
@@ -64,7 +88,7 @@ class Statement(Generic[T]):
         name: str,
         build: Callable[[], Executable],
         result: Callable[[list[Any]], T] = _no_result,  # type: ignore[assignment]
-        batch: Batch | None = None,
+        batch: Batch | Lateral | None = None,
     ) -> None:
         self.name = name
         self._build = build

@@ -16,8 +16,11 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import (
+    BigInteger,
     Connection,
+    Integer,
     Select,
+    Text,
     any_,
     bindparam,
     delete,
@@ -25,6 +28,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
     tuple_,
     union_all,
     update,
@@ -33,7 +37,16 @@ from sqlalchemy import (
 from uprof.domain.model import Position, Profile, ProfileText
 from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import to_us
-from uprof.store.compiled import Batch, Query, Statement, execute, execute_deferrable, run
+from uprof.store.compiled import (
+    Batch,
+    Lateral,
+    Query,
+    Statement,
+    execute,
+    execute_deferrable,
+    run,
+    unnested,
+)
 from uprof.store.tables import user_profiles as t
 
 _encode_doc = msgspec.json.Encoder().encode
@@ -184,44 +197,89 @@ def _ordered(q: Select[Any], key: Any, descending: bool) -> Select[Any]:
     return q.order_by(key.asc(), t.c.id.asc())
 
 
-def _after(key: Any, descending: bool) -> Any:
+# A scan's parameter: ``bindparam`` for one read, a column of the reads' relation for many.
+Param = Callable[[str], Any]
+
+
+def _after(key: Any, descending: bool, param: Param) -> Any:
     bound = tuple_(key, t.c.id)
-    mark = tuple_(bindparam("after_key"), bindparam("after_id"))
+    mark = tuple_(param("after_key"), param("after_id"))
     return bound < mark if descending else bound > mark
 
 
-def _scan_statement(order_by: str, descending: bool, start: str) -> Select[Any]:
+def _scan_statement(
+    order_by: str, descending: bool, start: str, param: Param = bindparam, keys: bool = False
+) -> Select[Any]:
     """The listing query for one variant: ``start`` is "first", "named" or "nameless" (where the
     previous page ended). ``order_by=name`` is one UNION ALL of two index ranges, so a page is
     one statement and one snapshot: named profiles by (name_key, id) in the requested direction,
-    then the nameless ones by id, which come last in either direction."""
-    org = t.c.org_id == bindparam("org_id")
+    then the nameless ones by id, which come last in either direction. With ``keys`` the rows
+    carry their sort keys after the document (named as in ``_SORT_KEYS``)."""
+    org = t.c.org_id == param("org_id")
     if order_by == "created_at":
-        q = select(t.c.doc).where(org)
+        q = select(*((t.c.doc, t.c.created_at, t.c.id) if keys else (t.c.doc,))).where(org)
         if start != "first":
-            q = q.where(_after(t.c.created_at, descending))
-        return _ordered(q, t.c.created_at, descending).limit(bindparam("n"))
+            q = q.where(_after(t.c.created_at, descending, param))
+        return _ordered(q, t.c.created_at, descending).limit(param("n"))
 
     seg: Any = literal_column("seg")
     columns = (t.c.doc, t.c.id, t.c.name_key)
     nameless = select(*columns, literal(1).label("seg")).where(org, t.c.name_key.is_(None))
     if start == "nameless":
         nameless = nameless.where(
-            t.c.id < bindparam("after_id") if descending else t.c.id > bindparam("after_id")
+            t.c.id < param("after_id") if descending else t.c.id > param("after_id")
         )
-    nameless = nameless.order_by(t.c.id.desc() if descending else t.c.id.asc()).limit(
-        bindparam("n")
-    )
+    nameless = nameless.order_by(t.c.id.desc() if descending else t.c.id.asc()).limit(param("n"))
     if start == "nameless":
         return nameless
     named = select(*columns, literal(0).label("seg")).where(org, t.c.name_key.is_not(None))
     if start == "named":
-        named = named.where(_after(t.c.name_key, descending))
-    named = _ordered(named, t.c.name_key, descending).limit(bindparam("n"))
+        named = named.where(_after(t.c.name_key, descending, param))
+    named = _ordered(named, t.c.name_key, descending).limit(param("n"))
+    if keys:  # in the form for many reads, the branches refer to the reads' relation outside
+        named, nameless = named.correlate_except(t), nameless.correlate_except(t)
     both = union_all(select(named.subquery()), select(nameless.subquery())).subquery()
     key = both.c.name_key.desc() if descending else both.c.name_key.asc()
     row_id = both.c.id.desc() if descending else both.c.id.asc()
-    return select(both.c.doc).order_by(seg, key, row_id).limit(bindparam("n"))
+    shown = (both.c.doc, both.c.seg, both.c.name_key, both.c.id) if keys else (both.c.doc,)
+    return select(*shown).order_by(seg, key, row_id).limit(param("n"))
+
+
+# Each order's sort keys, as a scan with ``keys`` names them, and whether each follows the
+# requested direction (nameless profiles come last either way: ``seg`` always ascends).
+_SORT_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "created_at": (("created_at", True), ("id", True)),
+    "name": (("seg", False), ("name_key", True), ("id", True)),
+}
+
+
+def _scan_params(order_by: str, start: str) -> tuple[tuple[str, Any], ...]:
+    """The parameters one variant binds, with their SQL types."""
+    params: tuple[tuple[str, Any], ...] = (("org_id", Text()), ("n", Integer()))
+    if start == "named":
+        key_type = BigInteger() if order_by == "created_at" else Text()
+        params += (("after_key", key_type), ("after_id", Text()))
+    elif start == "nameless":
+        params += (("after_id", Text()),)
+    return params
+
+
+def _scan_many(order_by: str, descending: bool, start: str) -> Select[Any]:
+    """Many reads of one variant as one statement (``Lateral``): each read's page, in its
+    order, after the read's ordinal."""
+    reads = unnested(_scan_params(order_by, start))
+    page = _scan_statement(
+        order_by, descending, start, param=lambda name: reads.c[name], keys=True
+    ).lateral("page")
+    order = [
+        page.c[name].desc() if descending and follows else page.c[name].asc()
+        for name, follows in _SORT_KEYS[order_by]
+    ]
+    return (
+        select(reads.c.ordinal, page.c.doc)
+        .select_from(reads.join(page, true()))
+        .order_by(reads.c.ordinal, *order)
+    )
 
 
 def _scan(order_by: str, descending: bool, start: str) -> Statement[list[ProfileText]]:
@@ -229,6 +287,10 @@ def _scan(order_by: str, descending: bool, start: str) -> Statement[list[Profile
         f"scan({order_by}, descending={descending}, {start})",
         lambda: _scan_statement(order_by, descending, start),
         _all_texts,
+        batch=Lateral(
+            tuple(name for name, _ in _scan_params(order_by, start)),
+            lambda: _scan_many(order_by, descending, start),
+        ),
     )
 
 
