@@ -8,18 +8,24 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from sqlalchemy import Connection, text
 
 from uprof.domain.errors import NotFound, Overloaded
+from uprof.domain.model import Profile
+from uprof.domain.timefmt import from_us
+from uprof.store import profiles as profile_store
 from uprof.store.compiled import Statement, execute_deferrable
+from uprof.store.migrate import migrate
 from uprof.store.postgres import PostgresDatabase
 
 
 @pytest.fixture
 def pg(postgres_url: str) -> Iterator[tuple[PostgresDatabase, str]]:
     database = PostgresDatabase(postgres_url)
+    migrate(database)  # a batch locks the profiles its writes name: the table must exist
     table = f"gc_{uuid.uuid4().hex[:10]}"
     database.write_sync(
         lambda c: c.execute(text(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, tx BIGINT)"))
@@ -210,9 +216,9 @@ def test_writes_of_one_profile_share_a_lane_and_batches_never_wait_for_each_othe
     attempts: list[int] = []
     run_jobs = PostgresDatabase._run_jobs
 
-    def counting(conn: Connection, fns: Any, *, savepoints: bool) -> Any:
+    def counting(conn: Connection, fns: Any, keys: Any, *, savepoints: bool) -> Any:
         attempts.append(len(fns))
-        return run_jobs(conn, fns, savepoints=savepoints)
+        return run_jobs(conn, fns, keys, savepoints=savepoints)
 
     monkeypatch.setattr(PostgresDatabase, "_run_jobs", staticmethod(counting))
     seen: dict[str, set[int]] = {k: set() for k in keys}
@@ -242,3 +248,151 @@ def test_writes_of_one_profile_share_a_lane_and_batches_never_wait_for_each_othe
     # one round's writes of a key share one batch; several lanes ran at once
     assert all(len(txs) == 5 for txs in seen.values()), seen
     assert len(set().union(*seen.values())) > 5
+
+
+# --- the profiles a batch names, locked up front ------------------------------------------------
+
+ORG, OTHER_ORG = "org_gc_locked", "org_gc_other"
+
+
+@pytest.fixture
+def profiles(pg: tuple[PostgresDatabase, str]) -> list[str]:
+    db, _table = pg
+    ids = [f"uprof_gc_{uuid.uuid4().hex[:12]}_{i}" for i in range(6)]
+
+    def seed(conn: Connection) -> None:
+        for org in (ORG, OTHER_ORG):
+            conn.execute(
+                text(
+                    "INSERT INTO organizations (id, name, created_at) VALUES (:i, :i, 1) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"i": org},
+            )
+        profile_store.insert_many(
+            conn,
+            [
+                Profile(id=pid, org_id=ORG, created_at=from_us(1), updated_at=from_us(1))
+                for pid in ids
+            ],
+        )
+
+    db.write_sync(seed)
+    return ids
+
+
+def _merge(org: str, pid: str, key: str, value: str):  # type: ignore[no-untyped-def]
+    """What an update does: read the profile locked, merge one metadata key, save it."""
+
+    def work(conn: Connection) -> dict[str, str]:
+        current = profile_store.get_profile(conn, org, pid, lock=True)
+        if current is None:
+            raise NotFound(pid)
+        updated = msgspec.structs.replace(current, metadata={**current.metadata, key: value})
+        profile_store.save_profile(conn, updated, previous=current)
+        return updated.metadata
+
+    return work
+
+
+def _delete(org: str, pid: str):  # type: ignore[no-untyped-def]
+    def work(conn: Connection) -> bool:
+        if not profile_store.delete_profile(conn, org, pid):
+            raise NotFound(pid)
+        return True
+
+    return work
+
+
+def _keyed(db: PostgresDatabase, *jobs: tuple[str, Any]) -> list[Any]:
+    async def main() -> list[Any]:
+        try:
+            return await asyncio.gather(
+                *(db.write(job, key=key) for key, job in jobs), return_exceptions=True
+            )
+        finally:
+            await db.stop()
+
+    return asyncio.run(main())
+
+
+def _stored(db: PostgresDatabase, pid: str) -> Profile | None:
+    return db.read_sync(lambda c: profile_store.get_profile(c, ORG, pid))
+
+
+def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement sent through psycopg's cursors from now on (executemany: one entry
+    with its row count)."""
+    sent: list[str] = []
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def counting_execute(self: psycopg.Cursor[Any], query: Any, *a: Any, **kw: Any) -> Any:
+        sent.append(str(query))
+        return execute(self, query, *a, **kw)
+
+    def counting_many(self: psycopg.Cursor[Any], query: Any, params_seq: Any, **kw: Any) -> Any:
+        rows = list(params_seq)
+        sent.append(f"{query} x{len(rows)}")
+        return executemany(self, query, rows, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counting_many)
+    return sent
+
+
+def test_a_batch_locks_its_profiles_in_one_statement_and_writes_them_in_one_round_trip(
+    pg: tuple[PostgresDatabase, str], profiles: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, _table = pg
+    sent = _statements(monkeypatch)
+    # Each profile twice (two keys, merged in order), so a row is read back after a change.
+    jobs = [(pid, _merge(ORG, pid, key, f"{key}-{pid}")) for key in ("a", "b") for pid in profiles]
+    outcomes = _keyed(db, *jobs)
+    for pid in profiles:
+        stored = _stored(db, pid)
+        assert stored is not None and stored.metadata == {"a": f"a-{pid}", "b": f"b-{pid}"}
+    assert outcomes[len(profiles)] == {"a": f"a-{profiles[0]}", "b": f"b-{profiles[0]}"}
+    # Per lane that ran: one locking SELECT and one UPDATE for all of its rows, not two
+    # statements a write (12 writes of 6 rows: 12 SELECT ... FOR UPDATE and 12 UPDATE before).
+    selects = [s for s in sent if "FOR UPDATE" in s]
+    updates = [s for s in sent if s.startswith("UPDATE")]
+    assert len(selects) == len(updates) <= 4, sent
+    assert all("ANY" in s for s in selects), selects
+    assert sum(int(u.rsplit(" x", 1)[1]) for u in updates) == len(profiles), updates
+
+
+def test_a_locked_profile_deleted_in_the_batch_is_gone_for_the_jobs_after_it(
+    pg: tuple[PostgresDatabase, str], profiles: list[str]
+) -> None:
+    db, _table = pg
+    p0, p1 = profiles[0], profiles[1]
+    outcomes = _keyed(
+        db,
+        (p0, _merge(ORG, p0, "k", "before")),  # changed, then deleted: nothing to write back
+        (p0, _delete(ORG, p0)),
+        (p0, _merge(ORG, p0, "k", "after")),  # deleted earlier in the batch: not found
+        (p1, _delete(ORG, p1)),
+        (p1, _delete(ORG, p1)),  # not found the second time
+    )
+    assert outcomes[0] == {"k": "before"} and outcomes[1] is True and outcomes[3] is True
+    assert isinstance(outcomes[2], NotFound) and isinstance(outcomes[4], NotFound)
+    assert _stored(db, p0) is None and _stored(db, p1) is None
+    assert _stored(db, profiles[2]) is not None
+
+
+def test_a_locked_profile_is_not_another_organizations(
+    pg: tuple[PostgresDatabase, str], profiles: list[str]
+) -> None:
+    db, _table = pg
+    p0 = profiles[0]
+    outcomes = _keyed(
+        db,
+        (p0, _merge(OTHER_ORG, p0, "k", "theirs")),  # another organization's id: not found
+        (p0, _delete(OTHER_ORG, p0)),
+        (p0, _merge(ORG, p0, "k", "ours")),
+        ("uprof_gc_missing", _merge(ORG, "uprof_gc_missing", "k", "none")),
+    )
+    assert isinstance(outcomes[0], NotFound) and isinstance(outcomes[1], NotFound)
+    assert outcomes[2] == {"k": "ours"} and isinstance(outcomes[3], NotFound)
+    stored = _stored(db, p0)
+    assert stored is not None and stored.metadata == {"k": "ours"}

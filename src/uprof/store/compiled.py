@@ -158,8 +158,11 @@ def execute(conn: Connection, statement: Statement[Any], params: dict[str, Any])
         return int(cursor.rowcount)
 
 
-# Where a unit of work's deferred writes wait (``deferring``), in ``Connection.info``.
+# Where a unit of work's deferred writes wait (``deferring``), in ``Connection.info``; the rows
+# its transaction locked up front, as a store module keeps them; what runs before the flush.
 _DEFERRED = "uprof.deferred_writes"
+_KNOWN = "uprof.known_rows"
+_BEFORE_FLUSH = "uprof.before_flush"
 
 
 def execute_deferrable(conn: Connection, statement: Statement[Any], params: dict[str, Any]) -> None:
@@ -178,15 +181,33 @@ def deferring(conn: Connection) -> Iterator[None]:
     """Defer the deferrable writes made on ``conn`` until ``flush_deferred``; whatever is not
     flushed by the end is dropped (the transaction it belonged to is being rolled back)."""
     conn.info[_DEFERRED] = {}
+    conn.info[_KNOWN] = {}
+    conn.info[_BEFORE_FLUSH] = {}
     try:
         yield
     finally:
-        conn.info.pop(_DEFERRED, None)
+        for key in (_DEFERRED, _KNOWN, _BEFORE_FLUSH):
+            conn.info.pop(key, None)
+
+
+def known_rows(conn: Connection) -> dict[Any, Any] | None:
+    """Inside ``deferring``: where a store module keeps the rows the transaction has locked
+    and what its jobs made of them, by key, so that its later reads and writes of those rows
+    need no statement (written back by a ``before_flush`` function); None outside it."""
+    return conn.info.get(_KNOWN)
+
+
+def before_flush(conn: Connection, fn: Callable[[Connection], None]) -> None:
+    """Inside ``deferring``: run ``fn`` once when ``flush_deferred`` starts (it may defer
+    writes of its own)."""
+    conn.info[_BEFORE_FLUSH][fn] = None
 
 
 def flush_deferred(conn: Connection) -> None:
     """Run the deferred writes, one ``executemany`` per statement: psycopg sends the rows of
     one in a pipeline, one round trip for all of them instead of one each."""
+    for fn in conn.info.get(_BEFORE_FLUSH) or ():
+        fn(conn)
     pending: dict[Statement[Any], list[dict[str, Any]]] = conn.info.get(_DEFERRED) or {}
     for statement, rows in pending.items():
         compiled = statement.compiled(conn.dialect)

@@ -17,6 +17,7 @@ from sqlalchemy.pool import QueuePool
 from uprof.store.compiled import Batch, Lateral, Query, Statement, deferring, flush_deferred
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
+from uprof.store.profiles import lock_profiles
 
 T = TypeVar("T")
 _MAX_BATCH = 512
@@ -65,7 +66,7 @@ class _Lane:
     __slots__ = ("queue", "running", "scheduled")
 
     def __init__(self) -> None:
-        self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any], str | None]] = []
         self.running = False
         self.scheduled = False
 
@@ -181,7 +182,7 @@ class PostgresDatabase:
         else:
             lane = lanes[zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LANES]
         future: asyncio.Future[T] = loop.create_future()
-        lane.queue.append((fn, future))
+        lane.queue.append((fn, future, key))
         self._schedule(loop, lane)
         return await future
 
@@ -206,27 +207,33 @@ class PostgresDatabase:
         try:
             try:
                 outcomes = await to_thread.run_sync(
-                    self._write_batch, [fn for fn, _ in batch], limiter=self._limiter()
+                    self._write_batch,
+                    [fn for fn, _, _ in batch],
+                    [key for _, _, key in batch if key is not None],
+                    limiter=self._limiter(),
                 )
             except Exception as e:
                 failure = _storage_error(e) if _is_storage_error(e) else e
                 outcomes = [(None, failure)] * len(batch)
             settle(
                 (future, result, error)
-                for (_fn, future), (result, error) in zip(batch, outcomes, strict=True)
+                for (_fn, future, _key), (result, error) in zip(batch, outcomes, strict=True)
             )
         finally:
             lane.running = False
             self._schedule(loop, lane)
 
-    def _write_batch(self, fns: list[Callable[[Connection], Any]]) -> list[tuple[Any, Any]]:
-        """Run the jobs in one transaction; each job's (result, error)."""
+    def _write_batch(
+        self, fns: list[Callable[[Connection], Any]], keys: list[str]
+    ) -> list[tuple[Any, Any]]:
+        """Run the jobs in one transaction; each job's (result, error). ``keys``: the profiles
+        they name, locked up front."""
         with self.engine.connect() as conn:
             for attempt in range(_RETRIES):
                 try:
-                    outcomes = self._run_jobs(conn, fns, savepoints=False)
+                    outcomes = self._run_jobs(conn, fns, keys, savepoints=False)
                     if outcomes is None:
-                        outcomes = self._run_jobs(conn, fns, savepoints=True)
+                        outcomes = self._run_jobs(conn, fns, keys, savepoints=True)
                     assert outcomes is not None
                     return outcomes
                 except Exception as e:
@@ -237,18 +244,25 @@ class PostgresDatabase:
 
     @staticmethod
     def _run_jobs(
-        conn: Connection, fns: list[Callable[[Connection], Any]], *, savepoints: bool
+        conn: Connection,
+        fns: list[Callable[[Connection], Any]],
+        keys: list[str],
+        *,
+        savepoints: bool,
     ) -> list[tuple[Any, Any]] | None:
         """Every job's (result, error) after one COMMIT; None if a job failed and the batch was
         rolled back (only without savepoints)."""
         outcomes: list[tuple[Any, Any]] = []
-        # Without savepoints the batch's new profiles are inserted together at its end, in one
-        # round trip (``deferring``); if that fails, the replay runs each job's insert at once
-        # and finds the one at fault.
+        # Without savepoints the profiles the batch names are locked and read in one statement
+        # before its first job, and what its jobs insert or change is written together at its
+        # end, in one round trip (``deferring``, ``lock_profiles``); if that fails, the replay
+        # runs each job's statements at once and finds the one at fault.
         with (
             conn.begin() as transaction,
             contextlib.nullcontext() if savepoints else deferring(conn),
         ):
+            if not savepoints:
+                lock_profiles(conn, keys)
             for fn in fns:
                 savepoint = conn.begin_nested() if savepoints else None
                 try:

@@ -10,7 +10,7 @@ the row (``docs/performance.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -42,8 +42,10 @@ from uprof.store.compiled import (
     Lateral,
     Query,
     Statement,
+    before_flush,
     execute,
     execute_deferrable,
+    known_rows,
     run,
     unnested,
 )
@@ -153,7 +155,65 @@ def profile_text_by_id(org_id: str, profile_id: str) -> Query[ProfileText | None
 def get_profile(
     conn: Connection, org_id: str, profile_id: str, *, lock: bool = False
 ) -> Profile | None:
+    known = known_rows(conn)
+    if known is not None and profile_id in known:  # locked up front (``lock_profiles``)
+        row: _Locked | None = known[profile_id]
+        return row.current if row is not None and row.org_id == org_id else None
     return run(conn, profile_by_id(org_id, profile_id, lock=lock))
+
+
+# --- a batch's profiles, locked up front -------------------------------------------------------
+#
+# A group commit on PostgreSQL runs every write of one moment in one transaction. Reading each
+# profile with its own locking SELECT and writing it with its own UPDATE cost two statements
+# a write (~75 us of this process's CPU each, measured, and a round trip): instead the batch
+# locks the rows its writes name in one statement before its first job (``lock_profiles``,
+# in id order, so that two transactions lock in the same order), its jobs read and change
+# those rows here, and each changed row is written once, as it ends up, when the batch
+# flushes (one ``executemany`` per set of changed columns, one round trip). A row deleted by
+# a job is deleted at once and forgotten here. Outside ``deferring`` (SQLite; a batch
+# replayed with savepoints) every read and write is its own statement, as before.
+
+
+class _Locked:
+    """A profile row locked by the transaction: as it was, and as its jobs have left it."""
+
+    __slots__ = ("current", "org_id", "original")
+
+    def __init__(self, profile: Profile) -> None:
+        self.org_id = profile.org_id
+        self.original = profile
+        self.current = profile
+
+
+def _build_lock_many() -> Select[Any]:
+    q = select(t.c.id, t.c.doc).where(t.c.id == any_(bindparam("keys")))
+    return q.order_by(t.c.id).with_for_update()
+
+
+_LOCK_MANY: Statement[list[Any]] = Statement("lock_many", _build_lock_many, list)
+
+
+def lock_profiles(conn: Connection, profile_ids: Iterable[str]) -> None:
+    """Inside ``deferring``: lock these profiles' rows with one statement and keep them for the
+    rest of the transaction (absent ones as absent). Outside it, nothing."""
+    known = known_rows(conn)
+    if known is None:
+        return
+    keys = sorted({k for k in profile_ids if k not in known})
+    if not keys:
+        return
+    for k in keys:
+        known[k] = None
+    for profile_id, doc in run(conn, Query(_LOCK_MANY, {"keys": keys})):
+        known[profile_id] = _Locked(_decode_doc(doc))
+
+
+def _flush_profiles(conn: Connection) -> None:
+    """Write each locked row its jobs changed, as it ends up."""
+    for row in (known_rows(conn) or {}).values():
+        if row is not None and row.current is not row.original:
+            _save(conn, row.current, _changed(row.current, row.original), execute_deferrable)
 
 
 def _save_statement(columns: tuple[str, ...]) -> Statement[None]:
@@ -176,19 +236,32 @@ _SAVE: dict[tuple[str, ...], Statement[None]] = {
 
 def save_profile(conn: Connection, p: Profile, previous: Profile | None = None) -> None:
     """Write ``p`` over its row: only the columns that differ from ``previous`` when it is
-    given."""
-    params = _values(p) if previous is None else _changed(p, previous)
+    given. A row the transaction locked up front is written when it flushes."""
+    known = known_rows(conn)
+    row: _Locked | None = known.get(p.id) if known is not None else None
+    if row is not None and row.org_id == p.org_id:
+        row.current = p
+        before_flush(conn, _flush_profiles)
+        return
+    _save(conn, p, _values(p) if previous is None else _changed(p, previous), execute)
+
+
+def _save(conn: Connection, p: Profile, params: dict[str, Any], how: Callable[..., Any]) -> None:
     if not params:
         return
     statement = _SAVE[tuple(params)]
     params["where_id"] = p.id
     params["where_org_id"] = p.org_id
-    execute(conn, statement, params)
+    how(conn, statement, params)
 
 
 def delete_profile(conn: Connection, org_id: str, profile_id: str) -> bool:
     result = conn.execute(delete(t).where(t.c.id == profile_id, t.c.org_id == org_id))
-    return result.rowcount > 0
+    deleted = result.rowcount > 0
+    known = known_rows(conn)
+    if deleted and known is not None:
+        known[profile_id] = None  # gone: nothing to write back
+    return deleted
 
 
 def _ordered(q: Select[Any], key: Any, descending: bool) -> Select[Any]:
