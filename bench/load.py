@@ -254,7 +254,14 @@ def reset(loaded: Loaded) -> int:
                 text("DELETE FROM user_profiles WHERE org_id = :o AND created_at > :t"),
                 {"o": loaded.org_id, "t": loaded.max_created_at},
             )
-            return int(result.rowcount)
+            removed = int(result.rowcount)
+        if removed and engine.dialect.name == "postgresql":
+            # The deleted rows stay in the table and its indexes as dead entries until a
+            # vacuum: left there, they sit exactly where a list's first pages start (the
+            # newest profiles), and every run would scan past a different number of them.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM (ANALYZE) user_profiles"))
+        return removed
     finally:
         engine.dispose()
 
