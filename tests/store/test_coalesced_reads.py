@@ -77,16 +77,21 @@ def _name(text: Any) -> str | None:
     return None if text is None else msgspec.json.decode(text.name)
 
 
-def test_reads_of_one_iteration_each_get_their_own_profile(db: Database) -> None:
+def _statements(db: PostgresDatabase) -> list[str]:
+    """The text of every statement ``db`` sends for its queries from now on."""
     statements: list[str] = []
-    if isinstance(db, PostgresDatabase):
-        fetch = db._fetch
+    fetch = db._fetch
 
-        async def counting(text: str, params: dict[str, Any]) -> list[Any]:
-            statements.append(text)
-            return await fetch(text, params)
+    async def counting(text: str, params: dict[str, Any]) -> list[Any]:
+        statements.append(text)
+        return await fetch(text, params)
 
-        db._fetch = counting  # type: ignore[method-assign]
+    db._fetch = counting  # type: ignore[method-assign]
+    return statements
+
+
+def test_reads_of_one_iteration_each_get_their_own_profile(db: Database) -> None:
+    statements = _statements(db) if isinstance(db, PostgresDatabase) else []
 
     # Both organizations, duplicates, a profile of the other organization, and missing ids.
     wanted = [
@@ -120,20 +125,21 @@ def test_reads_of_one_iteration_each_get_their_own_profile(db: Database) -> None
 def test_a_lone_read_uses_the_plain_statement(db: Database) -> None:
     if not isinstance(db, PostgresDatabase):
         pytest.skip("only PostgreSQL coalesces")
-    statements: list[str] = []
-    fetch = db._fetch
-
-    async def counting(text: str, params: dict[str, Any]) -> list[Any]:
-        statements.append(text)
-        return await fetch(text, params)
-
-    db._fetch = counting  # type: ignore[method-assign]
+    statements = _statements(db)
     text = _run(db, db.query(store.profile_text_by_id(ORGS[1], "uprof_co_b_7")))
     assert text is not None and _name(text) == f"{ORGS[1]} 7"
     assert len(statements) == 1 and "ANY" not in statements[0]
 
 
-def test_a_failing_batch_fails_every_read_in_it(db: Database) -> None:
+@pytest.mark.parametrize(
+    "query",
+    [
+        lambda i: store.profile_text_by_id(ORGS[0], f"uprof_co_a_{i}"),
+        lambda i: store.scan(ORGS[0], order_by="name", descending=False, after=None, n=i + 1),
+    ],
+    ids=["point reads", "pages"],
+)
+def test_a_failing_batch_fails_every_read_in_it(db: Database, query: Any) -> None:
     if not isinstance(db, PostgresDatabase):
         pytest.skip("only PostgreSQL coalesces")
 
@@ -143,10 +149,7 @@ def test_a_failing_batch_fails_every_read_in_it(db: Database) -> None:
     db._fetch = down  # type: ignore[method-assign]
 
     async def read_all() -> list[Any]:
-        return await asyncio.gather(
-            *(db.query(store.profile_text_by_id(ORGS[0], f"uprof_co_a_{i}")) for i in range(5)),
-            return_exceptions=True,
-        )
+        return await asyncio.gather(*(db.query(query(i)) for i in range(5)), return_exceptions=True)
 
     assert all(isinstance(r, Overloaded) for r in _run(db, read_all()))
 
@@ -197,15 +200,7 @@ def _expected(profiles: list[Profile], order_by: str, descending: bool) -> list[
 
 def test_pages_of_one_iteration_each_get_their_own_rows(db: Database) -> None:
     made = _seed_for_pages(db)
-    statements: list[str] = []
-    if isinstance(db, PostgresDatabase):
-        fetch = db._fetch
-
-        async def counting(text: str, params: dict[str, Any]) -> list[Any]:
-            statements.append(text)
-            return await fetch(text, params)
-
-        db._fetch = counting  # type: ignore[method-assign]
+    statements = _statements(db) if isinstance(db, PostgresDatabase) else []
 
     # Every order and direction, from the start and after every position (named and nameless
     # alike), both organizations, page sizes from 1 to past the end; all in one iteration.
@@ -242,41 +237,13 @@ def test_a_lone_page_uses_the_plain_statement(db: Database) -> None:
     if not isinstance(db, PostgresDatabase):
         pytest.skip("only PostgreSQL coalesces")
     made = _seed_for_pages(db)
-    statements: list[str] = []
-    fetch = db._fetch
-
-    async def counting(text: str, params: dict[str, Any]) -> list[Any]:
-        statements.append(text)
-        return await fetch(text, params)
-
-    db._fetch = counting  # type: ignore[method-assign]
+    statements = _statements(db)
     query = store.scan(ORGS[1], order_by="created_at", descending=True, after=None, n=5)
     page = _run(db, db.query(query))
     assert [msgspec.json.decode(p.id) for p in page] == _expected(
         made[ORGS[1]], "created_at", True
     )[:5]
     assert len(statements) == 1 and "LATERAL" not in statements[0]
-
-
-def test_a_failing_page_batch_fails_every_page_in_it(db: Database) -> None:
-    if not isinstance(db, PostgresDatabase):
-        pytest.skip("only PostgreSQL coalesces")
-
-    async def down(text: str, params: dict[str, Any]) -> list[Any]:
-        raise Overloaded("the storage backend is busy or unavailable")
-
-    db._fetch = down  # type: ignore[method-assign]
-
-    async def read_all() -> list[Any]:
-        return await asyncio.gather(
-            *(
-                db.query(store.scan(ORGS[0], order_by="name", descending=False, after=None, n=n))
-                for n in range(1, 6)
-            ),
-            return_exceptions=True,
-        )
-
-    assert all(isinstance(r, Overloaded) for r in _run(db, read_all()))
 
 
 def test_sessions_do_not_compile_statements_just_in_time(db: Database) -> None:
