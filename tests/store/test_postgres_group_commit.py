@@ -11,10 +11,13 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Connection, text
 
 from uprof.domain.errors import NotFound, Overloaded
 from uprof.domain.model import Profile
+from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import from_us
 from uprof.store import profiles as profile_store
 from uprof.store.compiled import Statement, execute_deferrable
@@ -396,3 +399,108 @@ def test_a_locked_profile_is_not_another_organizations(
     assert outcomes[2] == {"k": "ours"} and isinstance(outcomes[3], NotFound)
     stored = _stored(db, p0)
     assert stored is not None and stored.metadata == {"k": "ours"}
+
+
+def _rename(org: str, pid: str, name: str | None):  # type: ignore[no-untyped-def]
+    """What an update of the name does (its sort key is a column of its own)."""
+
+    def work(conn: Connection) -> str | None:
+        current = profile_store.get_profile(conn, org, pid, lock=True)
+        if current is None:
+            raise NotFound(pid)
+        profile_store.save_profile(
+            conn, msgspec.structs.replace(current, name=name), previous=current
+        )
+        return name
+
+    return work
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which profile
+        st.one_of(
+            st.tuples(st.just("merge"), st.sampled_from("ab"), st.sampled_from(["1", "2", ""])),
+            st.tuples(st.just("rename"), st.sampled_from(["Ada", "ada", "Bob", None])),
+            st.tuples(st.just("delete")),
+        ),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
+    pg: tuple[PostgresDatabase, str], ops: list[tuple[int, tuple[Any, ...]]]
+) -> None:
+    """Writes of one moment, several to the same profile (merges, renames that do and do not
+    change the sort key, deletes), end with each profile as running them in order would
+    leave it, and each write sees what the ones before it left."""
+    db, _table = pg
+    ids = [f"uprof_gc_mix_{uuid.uuid4().hex[:10]}_{i}" for i in range(3)]
+
+    def seed(conn: Connection) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO organizations (id, name, created_at) VALUES (:i, :i, 1) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"i": ORG},
+        )
+        profile_store.insert_many(
+            conn,
+            [
+                Profile(id=pid, org_id=ORG, created_at=from_us(1), updated_at=from_us(1))
+                for pid in ids
+            ],
+        )
+
+    db.write_sync(seed)
+    # The model: each profile's name and metadata, or None once deleted.
+    model: dict[str, Any] = {pid: {"name": None, "metadata": {}} for pid in ids}
+    expected: list[Any] = []
+    jobs: list[tuple[str, Any]] = []
+    for which, op in ops:
+        pid = ids[which]
+        state = model[pid]
+        if op[0] == "merge":
+            _kind, key, value = op
+            jobs.append((pid, _merge(ORG, pid, key, value)))
+            if state is not None:
+                state["metadata"] = {**state["metadata"], key: value}
+            expected.append(NotFound if state is None else dict(state["metadata"]))
+        elif op[0] == "rename":
+            jobs.append((pid, _rename(ORG, pid, op[1])))
+            if state is not None:
+                state["name"] = op[1]
+            expected.append(NotFound if state is None else op[1])
+        else:
+            jobs.append((pid, _delete(ORG, pid)))
+            expected.append(NotFound if state is None else True)
+            model[pid] = None
+    outcomes = _keyed(db, *jobs)
+    for got, want in zip(outcomes, expected, strict=True):
+        if want is NotFound:
+            assert isinstance(got, NotFound)
+        else:
+            assert got == want
+    rows = db.read_sync(
+        lambda c: {
+            r[0]: r[1]
+            for r in c.execute(
+                text("SELECT id, name_key FROM user_profiles WHERE id = ANY(:ids)"), {"ids": ids}
+            )
+        }
+    )
+    for pid in ids:
+        stored = _stored(db, pid)
+        if model[pid] is None:
+            assert stored is None and pid not in rows
+        else:
+            assert stored is not None
+            assert (stored.name, stored.metadata) == (model[pid]["name"], model[pid]["metadata"])
+            assert rows[pid] == name_sort_key(model[pid]["name"])
