@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,3 +84,36 @@ def test_postgresql_data_survives_restart(tmp_path: Path, postgres_url: str) -> 
         pid = c.post("/v1/user_profiles", json={"metadata": {"k": "v"}}).json()["id"]
     with run_server(tmp_path, database_url=postgres_url) as server, _client(server) as c:
         assert c.get(f"/v1/user_profiles/{pid}").json()["metadata"] == {"k": "v"}
+
+
+def test_concurrent_merges_through_two_instances_on_one_postgresql_all_survive(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Each instance group-commits its updates, locking a batch's profiles up front in id
+    order; batches of the two instances that lock the same profiles wait for each other and
+    lose no merge, and none fails."""
+    key = "sk-ant-uprof-shared-merges"
+    with (
+        run_server(tmp_path / "a", database_url=postgres_url, api_key=key) as a,
+        run_server(tmp_path / "b", database_url=postgres_url, api_key=key) as b,
+        _client(a) as ca,
+        _client(b) as cb,
+        ThreadPoolExecutor(max_workers=32) as pool,
+    ):
+        for rnd in range(8):
+            ids = [ca.post("/v1/user_profiles", json={}).json()["id"] for _ in range(2)]
+            pairs = [(c, f"{name}{k}") for c, name in ((ca, "a"), (cb, "b")) for k in range(8)]
+            jobs = [(c, meta_key, pid) for c, meta_key in pairs for pid in ids]
+            # All at once (as many threads as jobs), so that the instances' batches overlap.
+            start = threading.Barrier(len(jobs), timeout=30)
+
+            def merge(job: tuple[httpx.Client, str, str], start: threading.Barrier = start) -> int:
+                c, meta_key, pid = job
+                start.wait()
+                r = c.post(f"/v1/user_profiles/{pid}", json={"metadata": {meta_key: "x"}})
+                return r.status_code
+
+            assert list(pool.map(merge, jobs)) == [200] * len(jobs), rnd
+            want = {f"{name}{k}": "x" for name in "ab" for k in range(8)}
+            for pid in ids:
+                assert ca.get(f"/v1/user_profiles/{pid}").json()["metadata"] == want, rnd
