@@ -361,7 +361,8 @@ def test_a_batch_locks_its_profiles_in_one_statement_and_writes_them_in_one_roun
     updates = [s for s in sent if s.startswith("UPDATE")]
     assert len(selects) == len(updates) <= 4, sent
     assert all("ANY" in s for s in selects), selects
-    assert sum(int(u.rsplit(" x", 1)[1]) for u in updates) == len(profiles), updates
+    # a lane's rows in one statement over arrays; a lane with one row: the plain UPDATE
+    assert all("unnest" in u or u.endswith(" x1") for u in updates), updates
 
 
 def test_a_locked_profile_deleted_in_the_batch_is_gone_for_the_jobs_after_it(
@@ -504,3 +505,45 @@ def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
             assert stored is not None
             assert (stored.name, stored.metadata) == (model[pid]["name"], model[pid]["metadata"])
             assert rows[pid] == name_sort_key(model[pid]["name"])
+
+
+def test_a_batch_inserts_its_new_profiles_in_one_statement_and_a_duplicate_fails_alone(
+    pg: tuple[PostgresDatabase, str], profiles: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, _table = pg
+    sent = _statements(monkeypatch)
+
+    def create(pid: str, name: str | None):  # type: ignore[no-untyped-def]
+        def work(conn: Connection) -> str:
+            profile_store.insert_profile(
+                conn,
+                Profile(
+                    id=pid, org_id=ORG, created_at=from_us(2), updated_at=from_us(2), name=name
+                ),
+            )
+            return pid
+
+        return work
+
+    fresh = [f"uprof_gc_new_{uuid.uuid4().hex[:10]}_{i}" for i in range(5)]
+    # All nameless: a column whose values are all NULL still goes as a typed array.
+    assert _together(db, *(create(pid, None) for pid in fresh)) == fresh
+    inserts = [s for s in sent if s.startswith("INSERT")]
+    assert len(inserts) == 1 and "unnest" in inserts[0], inserts
+    for pid in fresh:
+        stored = _stored(db, pid)
+        assert stored is not None and stored.name is None
+
+    again = [f"uprof_gc_new_{uuid.uuid4().hex[:10]}_{i}" for i in range(3)]
+    outcomes = _together(
+        db,
+        create(again[0], "a"),
+        create(profiles[0], "taken"),  # an existing id: the batch's one INSERT fails
+        create(again[1], None),
+        create(again[2], "c"),
+    )
+    assert outcomes[0] == again[0] and outcomes[2] == again[1] and outcomes[3] == again[2]
+    assert isinstance(outcomes[1], Exception) and "duplicate key" in str(outcomes[1])
+    assert all(_stored(db, pid) is not None for pid in again)
+    taken = _stored(db, profiles[0])
+    assert taken is not None and taken.name is None  # the profile that was there is unchanged

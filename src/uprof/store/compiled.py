@@ -30,10 +30,13 @@ class Compiled:
 
     __slots__ = ("constants", "text")
 
-    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+    def __init__(self, stmt: Executable, dialect: Dialect, binary: tuple[str, ...] = ()) -> None:
         target = _SQLITE_NAMED if dialect.name == "sqlite" else dialect
         compiled = stmt.compile(dialect=target)  # type: ignore[attr-defined]
-        self.text: str = str(compiled)
+        text = str(compiled)
+        for name in binary:  # psycopg sends a ``%(name)b`` parameter in the binary format
+            text = text.replace(f"%({name})s", f"%({name})b")
+        self.text: str = text
         self.constants: dict[str, Any] = {k: v for k, v in compiled.params.items() if v is not None}
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -66,14 +69,28 @@ class Lateral(NamedTuple):
     build: Callable[[], Executable]
 
 
-def unnested(params: tuple[tuple[str, TypeEngine[Any]], ...]) -> TableValuedAlias:
-    """The relation of a ``Lateral`` form: one row per read, a column per parameter (bound as
-    an array of that name and type) and ``ordinal``, the read's place from 1."""
+class Many(NamedTuple):
+    """How the deferred rows of one write run as one statement (PostgreSQL): ``build`` makes it
+    over ``unnested``; it binds each of ``params`` as the array of the rows' values, sent in
+    PostgreSQL's binary format (a text array would quote every quote of every JSON document:
+    slower than one statement a row). The rows must name distinct rows of the table: an
+    UPDATE ... FROM changes a row once however many of the arrays' rows match it."""
+
+    params: tuple[str, ...]
+    build: Callable[[], Executable]
+
+
+def unnested(
+    params: tuple[tuple[str, TypeEngine[Any]], ...], name: str = "reads"
+) -> TableValuedAlias:
+    """The relation of a ``Lateral`` or ``Many`` form: one row per read (or row to write), a
+    column per parameter (bound as an array of that name and type) and ``ordinal``, the row's
+    place from 1."""
     arrays = (cast(bindparam(name), ARRAY(type_)) for name, type_ in params)
     return (
         func.unnest(*arrays)
         .table_valued(*(name for name, _ in params), with_ordinality="ordinal")
-        .render_derived(name="reads")
+        .render_derived(name=name)
     )
 
 
@@ -81,7 +98,7 @@ class Statement(Generic[T]):
     """One statement of the store and how its rows become a result; built from SQLAlchemy Core
     on first use and compiled once per dialect (``build`` runs at most once a dialect)."""
 
-    __slots__ = ("_build", "_compiled", "batch", "name", "result")
+    __slots__ = ("_build", "_compiled", "batch", "many", "name", "result")
 
     def __init__(
         self,
@@ -89,11 +106,13 @@ class Statement(Generic[T]):
         build: Callable[[], Executable],
         result: Callable[[list[Any]], T] = _no_result,  # type: ignore[assignment]
         batch: Batch | Lateral | None = None,
+        many: Many | None = None,
     ) -> None:
         self.name = name
         self._build = build
         self.result = result
         self.batch = batch
+        self.many = many
         self._compiled: dict[str, Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> Compiled:
@@ -109,6 +128,16 @@ class Statement(Generic[T]):
         found = self._compiled.get(key)
         if found is None:
             found = self._compiled[key] = Compiled(self.batch.build(), dialect)
+        return found
+
+    def compiled_many(self, dialect: Dialect) -> Compiled:
+        """The statement that writes many deferred rows at once (``many``)."""
+        assert self.many is not None, f"{self.name} has no form for many rows"
+        key = f"{dialect.name}/many"
+        found = self._compiled.get(key)
+        if found is None:
+            found = Compiled(self.many.build(), dialect, binary=self.many.params)
+            self._compiled[key] = found
         return found
 
     def __repr__(self) -> str:
@@ -204,13 +233,19 @@ def before_flush(conn: Connection, fn: Callable[[Connection], None]) -> None:
 
 
 def flush_deferred(conn: Connection) -> None:
-    """Run the deferred writes, one ``executemany`` per statement: psycopg sends the rows of
-    one in a pipeline, one round trip for all of them instead of one each."""
+    """Run the deferred writes: the rows of a statement with a form for many rows (``Many``)
+    as one statement; the others in one ``executemany`` each, which psycopg sends in a
+    pipeline. Either way one round trip for all of a statement's rows instead of one each."""
     for fn in conn.info.get(_BEFORE_FLUSH) or ():
         fn(conn)
     pending: dict[Statement[Any], list[dict[str, Any]]] = conn.info.get(_DEFERRED) or {}
     for statement, rows in pending.items():
-        compiled = statement.compiled(conn.dialect)
         with _driver_cursor(conn) as cursor:
-            cursor.executemany(compiled.text, [compiled.bind(p) for p in rows])
+            if statement.many is not None and len(rows) > 1:
+                compiled = statement.compiled_many(conn.dialect)
+                arrays = {name: [row[name] for row in rows] for name in statement.many.params}
+                cursor.execute(compiled.text, compiled.bind(arrays))
+            else:
+                compiled = statement.compiled(conn.dialect)
+                cursor.executemany(compiled.text, [compiled.bind(p) for p in rows])
     pending.clear()

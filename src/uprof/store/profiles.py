@@ -40,6 +40,7 @@ from uprof.domain.timefmt import to_us
 from uprof.store.compiled import (
     Batch,
     Lateral,
+    Many,
     Query,
     Statement,
     before_flush,
@@ -50,6 +51,10 @@ from uprof.store.compiled import (
     unnested,
 )
 from uprof.store.tables import user_profiles as t
+
+# A statement's parameter: ``bindparam`` for one read or row, a column of the relation of many
+# (``unnested``) for many of them.
+Param = Callable[[str], Any]
 
 _encode_doc = msgspec.json.Encoder().encode
 _decode_doc = msgspec.json.Decoder(Profile).decode
@@ -104,7 +109,23 @@ def _all_texts(rows: list[Any]) -> list[ProfileText]:
     return [decode(r[0]) for r in rows]
 
 
-_INSERT: Statement[None] = Statement("insert", lambda: insert(t))
+# The SQL type each column's values are bound as, in a statement for many rows (``Many``).
+_COLUMN_TYPES: dict[str, Any] = {
+    "id": Text(),
+    "org_id": Text(),
+    "created_at": BigInteger(),
+    "name_key": Text(),
+    "doc": Text(),
+}
+_COLUMNS = tuple(_COLUMN_TYPES)
+
+
+def _insert_many() -> Any:
+    rows = unnested(tuple(_COLUMN_TYPES.items()), name="written")
+    return insert(t).from_select(list(_COLUMNS), select(*(rows.c[c] for c in _COLUMNS)))
+
+
+_INSERT: Statement[None] = Statement("insert", lambda: insert(t), many=Many(_COLUMNS, _insert_many))
 
 
 def insert_profile(conn: Connection, p: Profile) -> None:
@@ -170,7 +191,7 @@ def get_profile(
 # locks the rows its writes name in one statement before its first job (``lock_profiles``,
 # in id order, so that two transactions lock in the same order), its jobs read and change
 # those rows here, and each changed row is written once, as it ends up, when the batch
-# flushes (one ``executemany`` per set of changed columns, one round trip). A row deleted by
+# flushes (one statement per set of changed columns, one round trip). A row deleted by
 # a job is deleted at once and forgotten here. Outside ``deferring`` (SQLite; a batch
 # replayed with savepoints) every read and write is its own statement, as before.
 
@@ -217,11 +238,18 @@ def _flush_profiles(conn: Connection) -> None:
 
 
 def _save_statement(columns: tuple[str, ...]) -> Statement[None]:
-    def build() -> Any:
-        where = (t.c.id == bindparam("where_id"), t.c.org_id == bindparam("where_org_id"))
-        return update(t).where(*where).values({c: bindparam(c) for c in columns})
+    def build(param: Param = bindparam) -> Any:
+        where = (t.c.id == param("where_id"), t.c.org_id == param("where_org_id"))
+        return update(t).where(*where).values({c: param(c) for c in columns})
 
-    return Statement(f"save{columns}", build)
+    params = (*columns, "where_id", "where_org_id")
+
+    def build_many() -> Any:
+        types = {**_COLUMN_TYPES, "where_id": Text(), "where_org_id": Text()}
+        rows = unnested(tuple((name, types[name]) for name in params), name="written")
+        return build(lambda name: rows.c[name])
+
+    return Statement(f"save{columns}", build, many=Many(params, build_many))
 
 
 _SAVE: dict[tuple[str, ...], Statement[None]] = {
@@ -268,10 +296,6 @@ def _ordered(q: Select[Any], key: Any, descending: bool) -> Select[Any]:
     if descending:
         return q.order_by(key.desc(), t.c.id.desc())
     return q.order_by(key.asc(), t.c.id.asc())
-
-
-# A scan's parameter: ``bindparam`` for one read, a column of the reads' relation for many.
-Param = Callable[[str], Any]
 
 
 def _after(key: Any, descending: bool, param: Param) -> Any:
