@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,14 +62,23 @@ def test_two_workers_share_one_store(
                 assert c.get(f"/v1/user_profiles/{pid}").status_code == 200
 
 
-def test_two_instances_on_one_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    key = "sk-ant-uprof-shared-instances"
+@contextlib.contextmanager
+def _two_instances(
+    tmp_path: Path, postgres_url: str, key: str
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """Two uprof processes on one PostgreSQL database, the same key valid on both: a client of
+    each."""
     with (
         run_server(tmp_path / "a", database_url=postgres_url, api_key=key) as a,
         run_server(tmp_path / "b", database_url=postgres_url, api_key=key) as b,
         _client(a) as ca,
         _client(b) as cb,
     ):
+        yield ca, cb
+
+
+def test_two_instances_on_one_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    with _two_instances(tmp_path, postgres_url, "sk-ant-uprof-shared-instances") as (ca, cb):
         ids = [ca.post("/v1/user_profiles", json={"name": f"p{i}"}).json()["id"] for i in range(5)]
         # A profile written through one instance is read through the other ...
         assert cb.get(f"/v1/user_profiles/{ids[0]}").json()["name"] == "p0"
@@ -92,12 +103,8 @@ def test_concurrent_merges_through_two_instances_on_one_postgresql_all_survive(
     """Each instance group-commits its updates, locking a batch's profiles up front in id
     order; batches of the two instances that lock the same profiles wait for each other and
     lose no merge, and none fails."""
-    key = "sk-ant-uprof-shared-merges"
     with (
-        run_server(tmp_path / "a", database_url=postgres_url, api_key=key) as a,
-        run_server(tmp_path / "b", database_url=postgres_url, api_key=key) as b,
-        _client(a) as ca,
-        _client(b) as cb,
+        _two_instances(tmp_path, postgres_url, "sk-ant-uprof-shared-merges") as (ca, cb),
         ThreadPoolExecutor(max_workers=32) as pool,
     ):
         for rnd in range(8):

@@ -260,8 +260,12 @@ ORG, OTHER_ORG = "org_gc_locked", "org_gc_other"
 
 @pytest.fixture
 def profiles(pg: tuple[PostgresDatabase, str]) -> list[str]:
-    db, _table = pg
-    ids = [f"uprof_gc_{uuid.uuid4().hex[:12]}_{i}" for i in range(6)]
+    return _seed_profiles(pg[0], "uprof_gc", 6)
+
+
+def _seed_profiles(db: PostgresDatabase, prefix: str, n: int) -> list[str]:
+    """``n`` new profiles of ORG (both organizations exist), their ids."""
+    ids = [f"{prefix}_{uuid.uuid4().hex[:12]}_{i}" for i in range(n)]
 
     def seed(conn: Connection) -> None:
         for org in (ORG, OTHER_ORG):
@@ -442,25 +446,7 @@ def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
     change the sort key, deletes), end with each profile as running them in order would
     leave it, and each write sees what the ones before it left."""
     db, _table = pg
-    ids = [f"uprof_gc_mix_{uuid.uuid4().hex[:10]}_{i}" for i in range(3)]
-
-    def seed(conn: Connection) -> None:
-        conn.execute(
-            text(
-                "INSERT INTO organizations (id, name, created_at) VALUES (:i, :i, 1) "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"i": ORG},
-        )
-        profile_store.insert_many(
-            conn,
-            [
-                Profile(id=pid, org_id=ORG, created_at=from_us(1), updated_at=from_us(1))
-                for pid in ids
-            ],
-        )
-
-    db.write_sync(seed)
+    ids = _seed_profiles(db, "uprof_gc_mix", 3)
     # The model: each profile's name and metadata, or None once deleted.
     model: dict[str, Any] = {pid: {"name": None, "metadata": {}} for pid in ids}
     expected: list[Any] = []

@@ -124,20 +124,24 @@ class Statement(Generic[T]):
     def compiled_batch(self, dialect: Dialect) -> Compiled:
         """The statement that runs many of these reads at once (``batch``)."""
         assert self.batch is not None, f"{self.name} has no batch form"
-        key = f"{dialect.name}/batch"
-        found = self._compiled.get(key)
-        if found is None:
-            found = self._compiled[key] = Compiled(self.batch.build(), dialect)
-        return found
+        return self._form(dialect, "batch", self.batch.build)
 
     def compiled_many(self, dialect: Dialect) -> Compiled:
         """The statement that writes many deferred rows at once (``many``)."""
         assert self.many is not None, f"{self.name} has no form for many rows"
-        key = f"{dialect.name}/many"
+        return self._form(dialect, "many", self.many.build, self.many.params)
+
+    def _form(
+        self,
+        dialect: Dialect,
+        form: str,
+        build: Callable[[], Executable],
+        binary: tuple[str, ...] = (),
+    ) -> Compiled:
+        key = f"{dialect.name}/{form}"
         found = self._compiled.get(key)
         if found is None:
-            found = Compiled(self.many.build(), dialect, binary=self.many.params)
-            self._compiled[key] = found
+            found = self._compiled[key] = Compiled(build(), dialect, binary)
         return found
 
     def __repr__(self) -> str:

@@ -109,19 +109,21 @@ def _all_texts(rows: list[Any]) -> list[ProfileText]:
     return [decode(r[0]) for r in rows]
 
 
-# The SQL type each column's values are bound as, in a statement for many rows (``Many``).
-_COLUMN_TYPES: dict[str, Any] = {
-    "id": Text(),
-    "org_id": Text(),
-    "created_at": BigInteger(),
-    "name_key": Text(),
-    "doc": Text(),
-}
-_COLUMNS = tuple(_COLUMN_TYPES)
+# Every column of a row, and each one's type, as a statement for many rows (``Many``) binds
+# the rows' values of it; ``where_<column>`` binds the values that find a row to change.
+_COLUMNS = ("id", "org_id", "created_at", "name_key", "doc")
+
+
+def _column_type(name: str) -> Any:
+    return t.c[name.removeprefix("where_")].type
+
+
+def _many_rows(params: tuple[str, ...]) -> Any:
+    return unnested(tuple((name, _column_type(name)) for name in params), name="written")
 
 
 def _insert_many() -> Any:
-    rows = unnested(tuple(_COLUMN_TYPES.items()), name="written")
+    rows = _many_rows(_COLUMNS)
     return insert(t).from_select(list(_COLUMNS), select(*(rows.c[c] for c in _COLUMNS)))
 
 
@@ -245,8 +247,7 @@ def _save_statement(columns: tuple[str, ...]) -> Statement[None]:
     params = (*columns, "where_id", "where_org_id")
 
     def build_many() -> Any:
-        types = {**_COLUMN_TYPES, "where_id": Text(), "where_org_id": Text()}
-        rows = unnested(tuple((name, types[name]) for name in params), name="written")
+        rows = _many_rows(params)
         return build(lambda name: rows.c[name])
 
     return Statement(f"save{columns}", build, many=Many(params, build_many))
