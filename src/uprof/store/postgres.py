@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import psycopg
@@ -58,6 +58,21 @@ def _configure_sync(dbapi_conn: Any, _record: Any) -> None:
 
 async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(_SESSION_SETUP)
+
+
+async def _answer(
+    futures: list[asyncio.Future[Any]],
+    work: Coroutine[Any, Any, list[tuple[asyncio.Future[Any], Any]]],
+) -> None:
+    """Hand coalesced reads the results ``work`` finds for them, or, if it fails, its error."""
+    try:
+        answers = await work
+    except BaseException as e:
+        settle((future, None, e) for future in futures)
+        if not isinstance(e, Exception):
+            raise
+        return
+    settle((future, result, None) for future, result in answers)
 
 
 class _Lane:
@@ -376,69 +391,61 @@ class PostgresDatabase:
         pending = self._pending.pop(loop, {})
         for (statement, group), waiting in pending.items():
             if group is None:
+                futures = [future for _params, future in waiting]
                 work = self._run_lateral(statement, waiting)
             else:
+                futures = [f for fs in waiting.values() for f in fs]
                 work = self._run_batch(statement, dict(group), waiting)
-            spawn(loop, work, self._tasks)
+            spawn(loop, _answer(futures, work), self._tasks)
 
     async def _run_lateral(
         self, statement: Statement[Any], reads: list[tuple[dict[str, Any], asyncio.Future[Any]]]
-    ) -> None:
+    ) -> list[tuple[asyncio.Future[Any], Any]]:
         batch = statement.batch
         assert isinstance(batch, Lateral)
-        results: list[Any] = []
-        try:
-            if len(reads) == 1:  # the plain statement
-                params = reads[0][0]
-                rows = await self._fetch(*Query(statement, params).sql(self.engine.dialect))
-                results.append(statement.result(rows))
-            else:
-                compiled = statement.compiled_batch(self.engine.dialect)
-                for i in range(0, len(reads), _MAX_READS):
-                    chunk = reads[i : i + _MAX_READS]
-                    arrays = {name: [params[name] for params, _ in chunk] for name in batch.params}
-                    of_read: list[list[Any]] = [[] for _ in chunk]
-                    for row in await self._fetch(compiled.text, compiled.bind(arrays)):
-                        of_read[row[0] - 1].append(row[1:])
-                    results.extend(statement.result(rows) for rows in of_read)
-        except BaseException as e:
-            settle((future, None, e) for _params, future in reads)
-            if not isinstance(e, Exception):
-                raise
-            return
-        settle((future, result, None) for (_, future), result in zip(reads, results, strict=True))
+        if len(reads) == 1:  # the plain statement
+            params, future = reads[0]
+            rows = await self._fetch(*Query(statement, params).sql(self.engine.dialect))
+            return [(future, statement.result(rows))]
+        answers: list[tuple[asyncio.Future[Any], Any]] = []
+        compiled = statement.compiled_batch(self.engine.dialect)
+        for i in range(0, len(reads), _MAX_READS):
+            chunk = reads[i : i + _MAX_READS]
+            arrays = {name: [params[name] for params, _ in chunk] for name in batch.params}
+            of_read: list[list[Any]] = [[] for _ in chunk]
+            for row in await self._fetch(compiled.text, compiled.bind(arrays)):
+                of_read[row[0] - 1].append(row[1:])
+            answers.extend(
+                (future, statement.result(rows))
+                for (_, future), rows in zip(chunk, of_read, strict=True)
+            )
+        return answers
 
     async def _run_batch(
         self,
         statement: Statement[Any],
         group: dict[str, Any],
         by_key: dict[Any, list[asyncio.Future[Any]]],
-    ) -> None:
+    ) -> list[tuple[asyncio.Future[Any], Any]]:
         assert isinstance(statement.batch, Batch)
         keys = list(by_key)
-        try:
-            results: dict[Any, Any] = {}
-            if len(keys) == 1:  # the plain statement: its plan is the one an idle server uses
-                text, params = Query(statement, {**group, statement.batch.key: keys[0]}).sql(
-                    self.engine.dialect
-                )
-                results[keys[0]] = statement.result(await self._fetch(text, params))
-            else:
-                compiled = statement.compiled_batch(self.engine.dialect)
-                for i in range(0, len(keys), _MAX_KEYS):
-                    chunk = keys[i : i + _MAX_KEYS]
-                    rows = await self._fetch(compiled.text, compiled.bind({**group, "keys": chunk}))
-                    of_key: dict[Any, list[Any]] = {k: [] for k in chunk}
-                    for row in rows:
-                        of_key[row[0]].append(row[1:])
-                    for k in chunk:
-                        results[k] = statement.result(of_key[k])
-        except BaseException as e:
-            settle((f, None, e) for futures in by_key.values() for f in futures)
-            if not isinstance(e, Exception):
-                raise
-            return
-        settle((f, results[k], None) for k, futures in by_key.items() for f in futures)
+        results: dict[Any, Any] = {}
+        if len(keys) == 1:  # the plain statement: its plan is the one an idle server uses
+            text, params = Query(statement, {**group, statement.batch.key: keys[0]}).sql(
+                self.engine.dialect
+            )
+            results[keys[0]] = statement.result(await self._fetch(text, params))
+        else:
+            compiled = statement.compiled_batch(self.engine.dialect)
+            for i in range(0, len(keys), _MAX_KEYS):
+                chunk = keys[i : i + _MAX_KEYS]
+                rows = await self._fetch(compiled.text, compiled.bind({**group, "keys": chunk}))
+                of_key: dict[Any, list[Any]] = {k: [] for k in chunk}
+                for row in rows:
+                    of_key[row[0]].append(row[1:])
+                for k in chunk:
+                    results[k] = statement.result(of_key[k])
+        return [(f, results[k]) for k, futures in by_key.items() for f in futures]
 
     def start(self) -> None:
         pass
