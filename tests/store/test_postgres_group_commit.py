@@ -4,6 +4,7 @@ failure is undone alone."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,12 +14,14 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, text
+from psycopg import pq
+from sqlalchemy import Connection, event, text
 
 from uprof.domain.errors import NotFound, Overloaded
 from uprof.domain.model import Profile
 from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import from_us
+from uprof.store import postgres
 from uprof.store import profiles as profile_store
 from uprof.store.compiled import Statement, execute_deferrable
 from uprof.store.migrate import migrate
@@ -493,24 +496,25 @@ def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
             assert rows[pid] == name_sort_key(model[pid]["name"])
 
 
+def _create(pid: str, name: str | None = None):  # type: ignore[no-untyped-def]
+    """What a create does: insert a new profile of ORG."""
+
+    def work(conn: Connection) -> str:
+        profile_store.insert_profile(
+            conn,
+            Profile(id=pid, org_id=ORG, created_at=from_us(2), updated_at=from_us(2), name=name),
+        )
+        return pid
+
+    return work
+
+
 def test_a_batch_inserts_its_new_profiles_in_one_statement_and_a_duplicate_fails_alone(
     pg: tuple[PostgresDatabase, str], profiles: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db, _table = pg
     sent = _statements(monkeypatch)
-
-    def create(pid: str, name: str | None):  # type: ignore[no-untyped-def]
-        def work(conn: Connection) -> str:
-            profile_store.insert_profile(
-                conn,
-                Profile(
-                    id=pid, org_id=ORG, created_at=from_us(2), updated_at=from_us(2), name=name
-                ),
-            )
-            return pid
-
-        return work
-
+    create = _create
     fresh = [f"uprof_gc_new_{uuid.uuid4().hex[:10]}_{i}" for i in range(5)]
     # All nameless: a column whose values are all NULL still goes as a typed array.
     assert _together(db, *(create(pid, None) for pid in fresh)) == fresh
@@ -533,3 +537,162 @@ def test_a_batch_inserts_its_new_profiles_in_one_statement_and_a_duplicate_fails
     assert all(_stored(db, pid) is not None for pid in again)
     taken = _stored(db, profiles[0])
     assert taken is not None and taken.name is None  # the profile that was there is unchanged
+
+
+# --- round trips ------------------------------------------------------------------------------
+
+
+class _Wire:
+    """What the write pool's connections send from now on, as libpq traces it (one line a
+    protocol message): a simple ``Query`` or a ``Sync`` ends a round trip."""
+
+    def __init__(self, db: PostgresDatabase, path: Any) -> None:
+        self._db = db
+        self._file = open(path, "w+")  # noqa: SIM115 (closed by the fixture)
+        self._traced: list[Any] = []
+        event.listen(db.engine, "checkout", self._trace)
+
+    def _trace(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_conn.pgconn.status == pq.ConnStatus.OK and dbapi_conn not in self._traced:
+            dbapi_conn.pgconn.trace(self._file.fileno())
+            dbapi_conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            dbapi_conn.prepare_threshold = None  # every statement's text in the trace
+            self._traced.append(dbapi_conn)
+
+    def sent(self) -> list[tuple[str, str]]:
+        """Each message the client sent since the last call: (kind, what it carries)."""
+        self._file.flush()
+        self._file.seek(0)
+        fields = [line.split("\t") for line in self._file.read().splitlines()]
+        self._file.seek(0)
+        self._file.truncate()
+        return [(f[2], f[3] if len(f) > 3 else "") for f in fields if f and f[0] == "F"]
+
+    def round_trips(self) -> list[list[str]]:
+        """The first word of each statement of each round trip since the last call (``;``: a
+        ping)."""
+        trips: list[list[str]] = [[]]
+        for kind, what in self.sent():
+            if kind in ("Query", "Parse"):  # Query "text"; Parse "name" "text"
+                text = what.split('"')[1 if kind == "Query" else 3]
+                trips[-1].append(text.split()[0] if text.strip() else ";")
+            if kind in ("Query", "Sync"):
+                trips.append([])
+        return [trip for trip in trips if trip]
+
+    def close(self) -> None:
+        event.remove(self._db.engine, "checkout", self._trace)
+        for dbapi_conn in self._traced:
+            if dbapi_conn.pgconn.status == pq.ConnStatus.OK:
+                dbapi_conn.pgconn.untrace()
+        self._file.close()
+
+
+@pytest.fixture
+def wire(pg: tuple[PostgresDatabase, str], tmp_path: Any) -> Iterator[_Wire]:
+    wire = _Wire(pg[0], tmp_path / "libpq.trace")
+    yield wire
+    wire.close()
+
+
+def test_a_batch_of_new_profiles_is_one_round_trip(
+    pg: tuple[PostgresDatabase, str], profiles: list[str], wire: _Wire
+) -> None:
+    db, _table = pg
+    fresh = [f"uprof_gc_rt_{uuid.uuid4().hex[:10]}_{i}" for i in range(5)]
+    _together(db, _create(f"uprof_gc_rt_warm_{uuid.uuid4().hex[:8]}"))  # a pooled connection
+    wire.round_trips()
+    assert _together(db, *(_create(pid) for pid in fresh)) == fresh
+    # BEGIN, the batch's one INSERT and COMMIT in one pipeline; no ping of a connection just used
+    assert wire.round_trips() == [["BEGIN", "INSERT", "COMMIT"]]
+    assert all(_stored(db, pid) is not None for pid in fresh)
+
+
+def test_a_batch_of_updates_is_two_round_trips(
+    pg: tuple[PostgresDatabase, str], profiles: list[str], wire: _Wire
+) -> None:
+    db, _table = pg
+    p0 = profiles[0]
+    _keyed(db, (p0, _merge(ORG, p0, "warm", "up")))
+    wire.round_trips()
+    outcomes = _keyed(db, *((p0, _merge(ORG, p0, k, k)) for k in "abcd"))
+    assert outcomes[-1] == {"warm": "up", "a": "a", "b": "b", "c": "c", "d": "d"}
+    # BEGIN with the locking read (one message), then the UPDATE and COMMIT in one pipeline
+    assert wire.round_trips() == [["BEGIN;"], ["UPDATE", "COMMIT"]]
+    stored = _stored(db, p0)
+    assert stored is not None and stored.metadata == outcomes[-1]
+
+
+def test_a_failing_batch_leaves_its_connection_as_psycopg_runs_it(
+    pg: tuple[PostgresDatabase, str], profiles: list[str]
+) -> None:
+    """After a batch that opened its own transaction fails (a job's error, then a duplicate at
+    the flush), its connection is idle, out of autocommit, and serves the next batch."""
+    db, _table = pg
+    p0 = profiles[0]
+    outcomes = _keyed(
+        db,
+        (p0, _merge(ORG, p0, "k", "v")),
+        (p0, _merge(ORG, "uprof_gc_absent", "k", "v")),  # NotFound: the batch is replayed
+    )
+    assert outcomes[0] == {"k": "v"} and isinstance(outcomes[1], NotFound)
+    outcomes = _together(db, _create(profiles[1]), _create(f"uprof_gc_ok_{uuid.uuid4().hex[:8]}"))
+    assert isinstance(outcomes[0], psycopg.errors.UniqueViolation) and isinstance(outcomes[1], str)
+
+    def state(conn: Connection) -> tuple[bool, Any, Any]:
+        raw: Any = conn.connection.driver_connection
+        idle = raw.pgconn.transaction_status
+        conn.execute(text("SELECT 1"))
+        return raw.autocommit, idle, raw.pgconn.transaction_status
+
+    # idle when taken; the first statement opens psycopg's transaction (not autocommit)
+    idle, intrans = pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS
+    assert db.write_sync(state) == (False, idle, intrans)
+    assert _together(db, _create(f"uprof_gc_ok_{uuid.uuid4().hex[:8]}"))[0].startswith("uprof_gc")
+
+
+def test_a_connection_idle_past_the_window_is_pinged_first(
+    pg: tuple[PostgresDatabase, str],
+    profiles: list[str],
+    wire: _Wire,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db, _table = pg
+    _together(db, _create(f"uprof_gc_idle_{uuid.uuid4().hex[:8]}"))
+    wire.round_trips()
+    later = postgres._now() + postgres._TRUSTED_FOR + 1
+    monkeypatch.setattr(postgres, "_now", lambda: later)
+    _together(db, _create(f"uprof_gc_idle_{uuid.uuid4().hex[:8]}"))
+    assert wire.round_trips() == [[";"], ["BEGIN", "INSERT", "COMMIT"]]
+
+
+def test_a_connection_the_server_closed_is_replaced_before_use(
+    pg: tuple[PostgresDatabase, str], profiles: list[str], wire: _Wire
+) -> None:
+    """A pooled connection used a moment ago is not pinged, but one the server has closed since
+    (it sent a FATAL error, then the end of the stream) is found without a round trip and
+    replaced: the write succeeds."""
+    db, _table = pg
+    p0 = profiles[0]
+    _keyed(db, (p0, _merge(ORG, p0, "before", "1")))
+    admin = PostgresDatabase(db.url)
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    try:
+        killed = admin.write_sync(
+            lambda c: [
+                r[0] for r in c.execute(text(f"SELECT pid, pg_terminate_backend(pid) {others}"))
+            ]
+        )
+        assert killed, "the batch's connection was pooled"
+        deadline = time.monotonic() + 10
+        while admin.read_sync(
+            lambda c: c.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:p)"), {"p": killed}
+            ).scalar_one()
+        ):  # until the backends are gone
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        admin.close()
+    wire.round_trips()
+    assert _keyed(db, (p0, _merge(ORG, p0, "after", "2"))) == [{"before": "1", "after": "2"}]

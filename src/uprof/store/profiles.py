@@ -217,9 +217,12 @@ def _build_lock_many() -> Select[Any]:
 _LOCK_MANY: Statement[list[Any]] = Statement("lock_many", _build_lock_many, list)
 
 
-def lock_profiles(conn: Connection, profile_ids: Iterable[str]) -> None:
+def lock_profiles(
+    conn: Connection, profile_ids: Iterable[str], runner: Callable[..., Any] = run
+) -> None:
     """Inside ``deferring``: lock these profiles' rows with one statement and keep them for the
-    rest of the transaction (absent ones as absent). Outside it, nothing."""
+    rest of the transaction (absent ones as absent). Outside it, nothing. ``runner`` runs the
+    statement (``run``'s signature: the database may send it with what opens its transaction)."""
     known = known_rows(conn)
     if known is None:
         return
@@ -228,7 +231,7 @@ def lock_profiles(conn: Connection, profile_ids: Iterable[str]) -> None:
         return
     for k in keys:
         known[k] = None
-    for profile_id, doc in run(conn, Query(_LOCK_MANY, {"keys": keys})):
+    for profile_id, doc in runner(conn, Query(_LOCK_MANY, {"keys": keys})):
         known[profile_id] = _Locked(_decode_doc(doc))
 
 
