@@ -27,18 +27,6 @@ if __package__ in (None, ""):
 
 from bench.common import DEFAULT_DATA_DIR, RESULTS_DIR, parse_size
 from bench.load import load, reset
-from bench.run import (
-    SCENARIOS,
-    free_port,
-    parse_duration,
-    plan_pinning,
-    prewarm,
-    requests_per_second,
-    server_env,
-    start_server,
-    uprof_cmd,
-    wrk,
-)
 
 
 def turn(round_no: int) -> tuple[str, str]:
@@ -95,6 +83,20 @@ def main(
     data_dir: Path,
 ) -> None:
     """Throughput of two builds of uprof, measured in alternating pairs on one store."""
+    # The harness's servers and wrk need the bench extra (psutil); the arithmetic above does not.
+    from bench.run import (
+        SCENARIOS,
+        free_port,
+        parse_duration,
+        plan_pinning,
+        prewarm,
+        requests_per_second,
+        server_env,
+        start_server,
+        uprof_cmd,
+        wrk,
+    )
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wanted = [s.strip() for s in scenarios.split(",") if s.strip()]
     for s in wanted:
