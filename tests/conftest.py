@@ -8,6 +8,7 @@ Without a reachable PostgreSQL the PostgreSQL half is skipped, unless ``CI`` is 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import itertools
 import os
@@ -121,8 +122,8 @@ class Api:
     def list(self, beta: str | None = None, **params: Any) -> Any:
         return self.call("GET", "/v1/user_profiles", beta=beta, params=params)
 
-    def list_all(self, beta: str | None = None, **params: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def list_all(self, beta: str | None = None, **params: Any) -> builtins.list[dict[str, Any]]:
+        items: builtins.list[dict[str, Any]] = []
         page: str | None = None
         while True:
             r = self.list(beta=beta, **params, **({"page": page} if page else {}))

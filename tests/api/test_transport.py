@@ -19,7 +19,7 @@ V0324, V0818, V0904 = (
 
 def assert_error(r: Any, status: int, type_: str, *, code: str | None = None) -> dict[str, Any]:
     assert r.status_code == status, r.text
-    body = r.json()
+    body: dict[str, Any] = r.json()
     assert body["type"] == "error"
     assert body["error"]["type"] == type_
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]

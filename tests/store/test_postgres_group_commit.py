@@ -248,7 +248,9 @@ def test_writes_of_one_profile_share_a_lane_and_batches_never_wait_for_each_othe
             await db.stop()
 
     asyncio.run(main())
-    counts = db.read_sync(lambda c: dict(c.execute(text(f"SELECT k, tx FROM {table}")).all()))
+    counts: dict[str, int] = db.read_sync(
+        lambda c: dict(c.execute(text(f"SELECT k, tx FROM {table}")).all())
+    )
     assert counts == {k: 50 for k in keys}
     assert sum(attempts) == 300, "no batch ran twice (no deadlock, no failure)"
     # one round's writes of a key share one batch; several lanes ran at once

@@ -86,7 +86,7 @@ def test_the_text_form_has_the_fields_of_the_record() -> None:
     assert ProfileText.__struct_fields__ == Profile.__struct_fields__
 
 
-_texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+_texts = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
 _rich_profiles = st.builds(
     Profile,
     id=st.just("uprof_x"),

@@ -25,7 +25,7 @@ def test_ids_are_unique() -> None:
 
 def test_later_ids_sort_after_earlier_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1_795_000_000_000_000_000]  # ns
-    monkeypatch.setattr(ids.time, "time_ns", lambda: now[0])
+    monkeypatch.setattr("uprof.domain.ids.time.time_ns", lambda: now[0])
     made = []
     for _ in range(500):
         made.append(ids.random_id("uprof"))

@@ -23,7 +23,7 @@ from uprof.domain.rules import (
 from uprof.domain.timefmt import format_us, from_us, parse_rfc3339, to_us
 
 # Storable text: every code point but NUL and lone surrogates (see test_unstorable_text).
-chars = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+chars = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 keys = st.text(chars, min_size=1, max_size=64)
 values = st.text(chars, min_size=1, max_size=512)
 metadata = st.dictionaries(keys, values, max_size=METADATA_MAX_KEYS)
