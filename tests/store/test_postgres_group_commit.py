@@ -316,7 +316,20 @@ def _delete(org: str, pid: str):  # type: ignore[no-untyped-def]
     return work
 
 
-def _keyed(db: PostgresDatabase, *jobs: tuple[str, Any]) -> list[Any]:
+def _create(pid: str, name: str | None = None):  # type: ignore[no-untyped-def]
+    """What a create does: insert a new profile of ORG."""
+
+    def work(conn: Connection) -> str:
+        profile_store.insert_profile(
+            conn,
+            Profile(id=pid, org_id=ORG, created_at=from_us(2), updated_at=from_us(2), name=name),
+        )
+        return pid
+
+    return work
+
+
+def _keyed(db: PostgresDatabase, *jobs: tuple[str | None, Any]) -> list[Any]:
     async def main() -> list[Any]:
         try:
             return await asyncio.gather(
@@ -433,6 +446,10 @@ _OPS = st.lists(
             st.tuples(st.just("merge"), st.sampled_from("ab"), st.sampled_from(["1", "2", ""])),
             st.tuples(st.just("rename"), st.sampled_from(["Ada", "ada", "Bob", None])),
             st.tuples(st.just("delete")),
+            # a new profile (a write without a key, sharing whichever lane is free)
+            st.tuples(st.just("create"), st.sampled_from(["Cy", None])),
+            # a profile that does not exist: its job fails, and the batch is replayed
+            st.tuples(st.just("missing")),
         ),
     ),
     min_size=1,
@@ -448,18 +465,28 @@ def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
     pg: tuple[PostgresDatabase, str], ops: list[tuple[int, tuple[Any, ...]]]
 ) -> None:
     """Writes of one moment, several to the same profile (merges, renames that do and do not
-    change the sort key, deletes), end with each profile as running them in order would
-    leave it, and each write sees what the ones before it left."""
+    change the sort key, deletes), with new profiles and writes that fail among them, end with
+    each profile as running them in order would leave it, and each write sees what the ones
+    before it left."""
     db, _table = pg
     ids = _seed_profiles(db, "uprof_gc_mix", 3)
     # The model: each profile's name and metadata, or None once deleted.
     model: dict[str, Any] = {pid: {"name": None, "metadata": {}} for pid in ids}
     expected: list[Any] = []
-    jobs: list[tuple[str, Any]] = []
+    jobs: list[tuple[str | None, Any]] = []
     for which, op in ops:
         pid = ids[which]
         state = model[pid]
-        if op[0] == "merge":
+        if op[0] == "create":
+            new = f"uprof_gc_mix_new_{uuid.uuid4().hex[:12]}"
+            jobs.append((None, _create(new, op[1])))
+            model[new] = {"name": op[1], "metadata": {}}
+            expected.append(new)
+        elif op[0] == "missing":
+            absent = f"uprof_gc_mix_absent_{uuid.uuid4().hex[:8]}"
+            jobs.append((absent, _merge(ORG, absent, "a", "1")))
+            expected.append(NotFound)
+        elif op[0] == "merge":
             _kind, key, value = op
             jobs.append((pid, _merge(ORG, pid, key, value)))
             if state is not None:
@@ -484,11 +511,12 @@ def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
         lambda c: {
             r[0]: r[1]
             for r in c.execute(
-                text("SELECT id, name_key FROM user_profiles WHERE id = ANY(:ids)"), {"ids": ids}
+                text("SELECT id, name_key FROM user_profiles WHERE id = ANY(:ids)"),
+                {"ids": list(model)},
             )
         }
     )
-    for pid in ids:
+    for pid in model:
         stored = _stored(db, pid)
         if model[pid] is None:
             assert stored is None and pid not in rows
@@ -496,19 +524,6 @@ def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
             assert stored is not None
             assert (stored.name, stored.metadata) == (model[pid]["name"], model[pid]["metadata"])
             assert rows[pid] == name_sort_key(model[pid]["name"])
-
-
-def _create(pid: str, name: str | None = None):  # type: ignore[no-untyped-def]
-    """What a create does: insert a new profile of ORG."""
-
-    def work(conn: Connection) -> str:
-        profile_store.insert_profile(
-            conn,
-            Profile(id=pid, org_id=ORG, created_at=from_us(2), updated_at=from_us(2), name=name),
-        )
-        return pid
-
-    return work
 
 
 def test_a_batch_inserts_its_new_profiles_in_one_statement_and_a_duplicate_fails_alone(
