@@ -218,7 +218,9 @@ _LOCK_MANY: Statement[list[Any]] = Statement("lock_many", _build_lock_many, list
 
 
 def lock_profiles(
-    conn: Connection, profile_ids: Iterable[str], runner: Callable[..., Any] = run
+    conn: Connection,
+    profile_ids: Iterable[str],
+    runner: Callable[[Connection, Query[list[Any]]], list[Any]] = run,
 ) -> None:
     """Inside ``deferring``: lock these profiles' rows with one statement and keep them for the
     rest of the transaction (absent ones as absent). Outside it, nothing. ``runner`` runs the
