@@ -69,13 +69,8 @@ def _rows(db: PostgresDatabase, table: str) -> dict[str, int]:
 
 
 def _together(db: PostgresDatabase, *jobs: Any) -> list[Any]:
-    async def main() -> list[Any]:
-        try:
-            return await asyncio.gather(*(db.write(j) for j in jobs), return_exceptions=True)
-        finally:
-            await db.stop()
-
-    return asyncio.run(main())
+    """The jobs written at one moment, none naming a key; each one's result or error."""
+    return _keyed(db, *((None, job) for job in jobs))
 
 
 def test_the_writes_of_one_moment_share_one_transaction(pg: tuple[PostgresDatabase, str]) -> None:

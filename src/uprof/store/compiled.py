@@ -238,8 +238,9 @@ def before_flush(conn: Connection, fn: Callable[[Connection], None]) -> None:
 
 def flush_deferred(conn: Connection) -> None:
     """Run the deferred writes: the rows of a statement with a form for many rows (``Many``)
-    as one statement; the others in one ``executemany`` each, which psycopg sends in a
-    pipeline. Either way one round trip for all of a statement's rows instead of one each."""
+    as one statement; the others in one ``executemany`` each. Either way one statement's
+    messages for all of its rows, which go out in the pipeline the caller holds (PostgreSQL's
+    batch sends them with its COMMIT)."""
     for fn in conn.info.get(_BEFORE_FLUSH) or ():
         fn(conn)
     pending: dict[Statement[Any], list[dict[str, Any]]] = conn.info.get(_DEFERRED) or {}

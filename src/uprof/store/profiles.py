@@ -16,11 +16,9 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Integer,
     Select,
-    Text,
     any_,
     bindparam,
     delete,
@@ -357,13 +355,14 @@ _SORT_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
 
 
 def _scan_params(order_by: str, start: str) -> tuple[tuple[str, Any], ...]:
-    """The parameters one variant binds, with their SQL types."""
-    params: tuple[tuple[str, Any], ...] = (("org_id", Text()), ("n", Integer()))
+    """The parameters one variant binds, with their SQL types (the columns they are compared
+    with)."""
+    params: tuple[tuple[str, Any], ...] = (("org_id", t.c.org_id.type), ("n", Integer()))
     if start == "named":
-        key_type = BigInteger() if order_by == "created_at" else Text()
-        params += (("after_key", key_type), ("after_id", Text()))
+        key = t.c.created_at if order_by == "created_at" else t.c.name_key
+        params += (("after_key", key.type), ("after_id", t.c.id.type))
     elif start == "nameless":
-        params += (("after_id", Text()),)
+        params += (("after_id", t.c.id.type),)
     return params
 
 
