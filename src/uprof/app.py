@@ -19,6 +19,7 @@ from uprof.http.callers import CallerCache
 from uprof.http.dispatch import ApiDispatch
 from uprof.http.errors import error_response
 from uprof.http.middleware import RequestIdMiddleware
+from uprof.http.rendered import RenderedViews
 from uprof.http.routes import api_routes, routes
 from uprof.service.clock import Clock, system_clock
 from uprof.service.container import Services
@@ -27,6 +28,7 @@ from uprof.service.links import LinkService
 from uprof.service.profiles import ProfileService
 from uprof.store.database import Database, open_database
 from uprof.store.migrate import migrate
+from uprof.store.profiles import text_of
 from uprof.store.secrets import ensure_secret
 
 
@@ -98,9 +100,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> ApiDi
     app.router.redirect_slashes = False
     app.state.services = svc
     app.state.callers = callers = CallerCache(svc.keys)
+    app.state.views = views = RenderedViews(text_of, svc.settings.render_cache_mib * 1024 * 1024)
     app.add_middleware(RequestIdMiddleware)
     # The API's routes are dispatched before Starlette (it gets everything else).
-    return ApiDispatch(app, api_routes, svc, callers)
+    return ApiDispatch(app, api_routes, svc, callers, views)
 
 
 def app_from_env() -> ApiDispatch:

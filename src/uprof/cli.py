@@ -68,6 +68,12 @@ def main() -> None:
     default=None,
     help="How much of the SQLite file reads map instead of copying (0: off).",
 )
+@click.option(
+    "--render-cache-mib",
+    type=click.IntRange(0, 1 << 20),
+    default=None,
+    help="Memory for the JSON of profiles' views that reads are answered with (0: off).",
+)
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 def serve(
     host: str | None,
@@ -77,6 +83,7 @@ def serve(
     workers: int | None,
     sqlite_synchronous: str | None,
     sqlite_mmap_mib: int | None,
+    render_cache_mib: int | None,
     access_log: bool,
 ) -> None:
     """Serve the API (migrates the database first)."""
@@ -90,6 +97,7 @@ def serve(
         workers=workers,
         sqlite_synchronous=sqlite_synchronous.upper() if sqlite_synchronous else None,
         sqlite_mmap_mib=sqlite_mmap_mib,
+        render_cache_mib=render_cache_mib,
     )
     _prepare(settings)
     # Workers are separate processes: they read the same settings from the environment.
@@ -101,6 +109,7 @@ def serve(
             "UPROF_PUBLIC_URL": settings.base_url,
             "UPROF_SQLITE_SYNCHRONOUS": settings.sqlite_synchronous,
             "UPROF_SQLITE_MMAP_MIB": str(settings.sqlite_mmap_mib),
+            "UPROF_RENDER_CACHE_MIB": str(settings.render_cache_mib),
         }
     )
     click.echo(f"uprof: serving {settings.base_url} on {_describe(settings.database_url)}")

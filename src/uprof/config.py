@@ -9,6 +9,8 @@ from pathlib import Path
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the API's documented limit for standard endpoints
 # Reads map the SQLite file (docs/decisions.md O6); most builds cap the mapping at 2 GiB.
 DEFAULT_SQLITE_MMAP_MIB = 2048
+# What the views' JSON of stored profiles may hold in memory, per process (uprof.http.rendered).
+DEFAULT_RENDER_CACHE_MIB = 16
 
 
 def default_database_url(data_dir: str | os.PathLike[str]) -> str:
@@ -27,6 +29,8 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     # How much of the SQLite file reads may map instead of copying page by page (0: none).
     sqlite_mmap_mib: int = DEFAULT_SQLITE_MMAP_MIB
+    # How much JSON of profiles' views a process keeps to answer reads with (0: none).
+    render_cache_mib: int = DEFAULT_RENDER_CACHE_MIB
     bootstrap_api_key: str | None = None
     max_request_bytes: int = MAX_REQUEST_BYTES
 
@@ -61,11 +65,14 @@ def settings_from_env(**overrides: object) -> Settings:
         "link_ttl_seconds": int(env.get("UPROF_LINK_TTL_SECONDS", str(15 * 60))),
         "sqlite_synchronous": env.get("UPROF_SQLITE_SYNCHRONOUS", "FULL").upper(),
         "sqlite_mmap_mib": _int(env, "UPROF_SQLITE_MMAP_MIB", DEFAULT_SQLITE_MMAP_MIB),
+        "render_cache_mib": _int(env, "UPROF_RENDER_CACHE_MIB", DEFAULT_RENDER_CACHE_MIB),
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if not 0 <= int(values["sqlite_mmap_mib"]) <= 1 << 20:  # type: ignore[call-overload]
         raise ValueError("UPROF_SQLITE_MMAP_MIB must be a number of MiB from 0 to 1048576")
+    if not 0 <= int(values["render_cache_mib"]) <= 1 << 20:  # type: ignore[call-overload]
+        raise ValueError("UPROF_RENDER_CACHE_MIB must be a number of MiB from 0 to 1048576")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     return Settings(**values)  # type: ignore[arg-type]

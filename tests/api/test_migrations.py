@@ -134,8 +134,8 @@ def test_profiles_of_revision_0001_read_the_same_after_the_upgrade(fresh_url: st
                 profile_store.scan(org, order_by="created_at", descending=True, after=None, n=10)
             )
             one = await db.query(profile_store.profile_by_id(org, "uprof_0001full"))
-            assert one == page[0].decoded()
-            return [p.decoded() for p in page]
+            assert one == profile_store.text_of(page[0]).decoded()
+            return [profile_store.text_of(p).decoded() for p in page]
 
         full, bare = asyncio.run(read())
         assert full == Profile(
@@ -169,7 +169,10 @@ def test_profiles_of_revision_0001_read_the_same_after_the_upgrade(fresh_url: st
         by_name = asyncio.run(
             db.query(profile_store.scan(org, order_by="name", descending=False, after=None, n=10))
         )
-        assert [p.decoded().id for p in by_name] == ["uprof_0001full", "uprof_0001bare"]
+        assert [profile_store.text_of(p).decoded().id for p in by_name] == [
+            "uprof_0001full",
+            "uprof_0001bare",
+        ]
     finally:
         db.close()
 

@@ -129,3 +129,10 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
         assert ok.headers["anthropic-organization-id"].startswith("org_")
     finally:
         _stop(proc)
+
+
+@pytest.mark.parametrize("flag", ["--render-cache-mib", "--sqlite-mmap-mib"])
+def test_serve_refuses_a_size_out_of_range(flag: str, tmp_path: Path) -> None:
+    r = uprof("serve", flag, "-1", db=f"sqlite:///{tmp_path}/x.db")
+    assert r.returncode == 2
+    assert flag in r.stderr and "0<=x<=1048576" in r.stderr

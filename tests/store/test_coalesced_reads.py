@@ -74,7 +74,7 @@ def _run(db: Database, work: Any) -> Any:
 
 
 def _name(text: Any) -> str | None:
-    return None if text is None else msgspec.json.decode(text.name)
+    return None if text is None else msgspec.json.decode(store.text_of(text).name)
 
 
 def _statements(db: PostgresDatabase) -> list[str]:
@@ -112,7 +112,9 @@ def test_reads_of_one_iteration_each_get_their_own_profile(db: Database) -> None
     got = _run(db, read_all())
     for (org, pid), text in zip(wanted, got, strict=True):
         if pid.startswith(f"uprof_co_{org[-1]}_") and pid != "uprof_co_missing":
-            assert text is not None and text.decoded().id == pid and text.decoded().org_id == org
+            assert text is not None
+            profile = store.text_of(text).decoded()
+            assert profile.id == pid and profile.org_id == org
             assert _name(text) == f"{org} {pid.rsplit('_', 1)[1]}"
         else:
             assert text is None, (org, pid)
@@ -223,9 +225,9 @@ def test_pages_of_one_iteration_each_get_their_own_rows(db: Database) -> None:
 
     pages = _run(db, read_all())
     for (query, want), page in zip(reads, pages, strict=True):
-        got = [msgspec.json.decode(p.id) for p in page]
+        got = [store.text_of(p).decoded().id for p in page]
         assert got == want, query.statement
-        assert all(msgspec.json.decode(p.org_id) == query.params["org_id"] for p in page)
+        assert all(store.text_of(p).decoded().org_id == query.params["org_id"] for p in page)
     if isinstance(db, PostgresDatabase):
         # one statement per variant of the scan (order, direction, where it starts), not per page
         variants = {query.statement for query, _ in reads}
@@ -240,7 +242,7 @@ def test_a_lone_page_uses_the_plain_statement(db: Database) -> None:
     statements = _statements(db)
     query = store.scan(ORGS[1], order_by="created_at", descending=True, after=None, n=5)
     page = _run(db, db.query(query))
-    assert [msgspec.json.decode(p.id) for p in page] == _expected(
+    assert [store.text_of(p).decoded().id for p in page] == _expected(
         made[ORGS[1]], "created_at", True
     )[:5]
     assert len(statements) == 1 and "LATERAL" not in statements[0]

@@ -10,7 +10,7 @@ timestamps a profile in Python cost more than the rest of a page of a list).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NewType
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -57,6 +57,12 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     entity_type: str | None = None
     name_hash: str | None = None
     enforcement_status: str = "unrestricted"
+
+
+# A profile's stored document as a read finds it (a ``Profile`` as msgspec encodes it). Reads
+# that only show a profile pass it on as it is: ``ProfileText`` is what it decodes to, and the
+# views' JSON is remembered by it (``uprof.http.rendered``).
+StoredText = NewType("StoredText", str)
 
 
 class ProfileText(msgspec.Struct, frozen=True, array_like=True, gc=False):

@@ -204,6 +204,7 @@ GA = ContractVersion(
 BETA_VERSIONS: dict[str, ContractVersion] = {
     v.key: v for v in (V2026_03_24, V2026_08_18, V2026_09_04)
 }
+ALL_VERSIONS: tuple[ContractVersion, ...] = (*BETA_VERSIONS.values(), GA)
 
 
 def render(version: ContractVersion, profile: Shown, detail: Detail) -> msgspec.Struct:

@@ -27,7 +27,8 @@ from uprof.domain.ids import random_id
 from uprof.http.callers import CallerCache
 from uprof.http.errors import error_response
 from uprof.http.middleware import send_internal_error
-from uprof.http.request import ApiRequest, Endpoint
+from uprof.http.rendered import RenderedViews
+from uprof.http.request import ApiRequest
 from uprof.http.routes import ApiRoute
 from uprof.service.container import Services
 
@@ -56,29 +57,35 @@ def _pattern(route: ApiRoute) -> re.Pattern[str] | None:
 
 class ApiDispatch:
     def __init__(
-        self, app: ASGIApp, routes: Sequence[ApiRoute], services: Services, callers: CallerCache
+        self,
+        app: ASGIApp,
+        routes: Sequence[ApiRoute],
+        services: Services,
+        callers: CallerCache,
+        views: RenderedViews,
     ) -> None:
         self.app = app
         self._services = services
         self._callers = callers
+        self._views = views
         # Paths without parameters by (method, path); the others by method, in table order.
-        self._static: dict[tuple[str, str], Endpoint] = {}
-        self._patterns: dict[str, list[tuple[re.Pattern[str], Endpoint]]] = {}
+        self._static: dict[tuple[str, str], ApiRoute] = {}
+        self._patterns: dict[str, list[tuple[re.Pattern[str], ApiRoute]]] = {}
         for route in routes:
             pattern = _pattern(route)
             if pattern is None:
-                self._static[(route.method, route.path)] = route.endpoint
+                self._static[(route.method, route.path)] = route
             else:
-                self._patterns.setdefault(route.method, []).append((pattern, route.endpoint))
+                self._patterns.setdefault(route.method, []).append((pattern, route))
 
-    def _match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
-        endpoint = self._static.get((method, path))
-        if endpoint is not None:
-            return endpoint, {}
-        for pattern, endpoint in self._patterns.get(method, ()):
+    def _match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+        route = self._static.get((method, path))
+        if route is not None:
+            return route, {}
+        for pattern, route in self._patterns.get(method, ()):
             m = pattern.fullmatch(path)
             if m is not None:
-                return endpoint, m.groupdict()
+                return route, m.groupdict()
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,11 +96,13 @@ class ApiDispatch:
         if found is None:
             await self.app(scope, receive, send)
             return
-        endpoint, path_params = found
+        route, path_params = found
         request_id = random_id("req")
         try:
-            request = ApiRequest(scope, receive, self._services, self._callers, path_params)
-            response = await endpoint(request)
+            request = ApiRequest(
+                scope, receive, self._services, self._callers, self._views, path_params
+            )
+            response = await route.endpoint(request)
         except ApiError as err:
             # carries request-id itself
             await error_response(err, request_id)(scope, receive, send)

@@ -12,7 +12,7 @@ from uprof.domain.errors import InvalidRequest, NotFound
 from uprof.domain.model import ENFORCEMENT_STATUSES, LinkKind, ListQuery
 from uprof.domain.requests import ActionUrlBody, EmptyBody, ProfileBody
 from uprof.domain.timefmt import format_us
-from uprof.domain.versions import ContractVersion, Detail, render, render_page
+from uprof.domain.versions import ContractVersion, Detail, render
 from uprof.http.bodies import decode, read_body
 from uprof.http.callers import Caller, caller_of, known_caller
 from uprof.http.request import ApiRequest, JsonResponse
@@ -41,8 +41,8 @@ async def create_profile(request: ApiRequest) -> JsonResponse:
 
 async def retrieve_profile(request: ApiRequest) -> JsonResponse:
     caller = known_caller(request) or await caller_of(request)
-    profile = await request.services.profiles.get(caller.org_id, _profile_id(request))
-    return _json(render(caller.version, profile, Detail.FULL), caller)
+    text = await request.services.profiles.get(caller.org_id, _profile_id(request))
+    return JsonResponse(request.views.one(caller.version, text, Detail.FULL), caller.org_id)
 
 
 async def update_profile(request: ApiRequest) -> JsonResponse:
@@ -118,9 +118,12 @@ async def list_profiles(request: ApiRequest) -> JsonResponse:
     caller = known_caller(request) or await caller_of(request)
     query = _list_query(request, caller.version)
     page = _one(request, "page")
-    profiles, next_page = await request.services.profiles.list(caller.org_id, query, page or None)
-    data = render_page(caller.version, profiles, Detail.LIST)
-    return _json({"data": data, "next_page": next_page}, caller)
+    texts, next_page = await request.services.profiles.list(caller.org_id, query, page or None)
+    data = request.views.page(caller.version, texts, Detail.LIST)
+    # {"data": [...], "next_page": ...}, as the encoder writes a dict of the two
+    return JsonResponse(
+        b'{"data":' + data + b',"next_page":' + _encode(next_page) + b"}", caller.org_id
+    )
 
 
 async def create_enrollment_url(request: ApiRequest) -> JsonResponse:

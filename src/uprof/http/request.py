@@ -24,6 +24,7 @@ from uprof.service.container import Services
 
 if TYPE_CHECKING:
     from uprof.http.callers import CallerCache
+    from uprof.http.rendered import RenderedViews
 
 
 def parse_query(raw: bytes) -> dict[str, list[str]]:
@@ -48,7 +49,7 @@ def parse_query(raw: bytes) -> dict[str, list[str]]:
 
 
 class ApiRequest:
-    __slots__ = ("_query", "callers", "path_params", "receive", "scope", "services")
+    __slots__ = ("_query", "callers", "path_params", "receive", "scope", "services", "views")
 
     def __init__(
         self,
@@ -56,12 +57,14 @@ class ApiRequest:
         receive: Receive,
         services: Services,
         callers: CallerCache,
+        views: RenderedViews,
         path_params: dict[str, str],
     ) -> None:
         self.scope = scope
         self.receive = receive
         self.services = services
         self.callers = callers
+        self.views = views
         self.path_params = path_params
         self._query: dict[str, list[str]] | None = None
 
@@ -116,7 +119,12 @@ def starlette_endpoint(endpoint: Endpoint) -> Callable[[Request], Awaitable[Resp
     async def run(request: Request) -> Response:
         state = request.app.state
         api_request = ApiRequest(
-            request.scope, request.receive, state.services, state.callers, request.path_params
+            request.scope,
+            request.receive,
+            state.services,
+            state.callers,
+            state.views,
+            request.path_params,
         )
         result = await endpoint(api_request)
         response = Response(result.body)

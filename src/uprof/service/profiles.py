@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from uprof.domain.cursor import decode_cursor, encode_cursor
 from uprof.domain.errors import profile_not_found
 from uprof.domain.ids import IdFactory, is_well_formed
-from uprof.domain.model import ListQuery, Position, Profile, ProfileText
+from uprof.domain.model import ListQuery, Position, Profile, StoredText
 from uprof.domain.requests import ProfileBody
 from uprof.domain.rules import apply_patch, new_profile
 from uprof.domain.versions import ContractVersion, translate_profile_body
@@ -43,8 +43,8 @@ class ProfileService:
 
         return await self._db.write(work)
 
-    async def get(self, org_id: str, profile_id: str) -> ProfileText:
-        """The profile, as its stored text (what a response shows of it)."""
+    async def get(self, org_id: str, profile_id: str) -> StoredText:
+        """The profile's stored document (what a response shows of it)."""
         if not is_well_formed(profile_id):
             raise profile_not_found(profile_id)
         profile = await self._db.query(store.profile_text_by_id(org_id, profile_id))
@@ -86,7 +86,8 @@ class ProfileService:
 
     async def list(
         self, org_id: str, query: ListQuery, page: str | None
-    ) -> tuple[builtins.list[ProfileText], str | None]:
+    ) -> tuple[builtins.list[StoredText], str | None]:
+        """A page of stored documents in the listing order, and the cursor of the next page."""
         after = None if page is None else decode_cursor(self._cursor_secret, org_id, query, page)
         if not query.enforcement_status:
             # One row past the page tells whether anything follows.
@@ -99,28 +100,28 @@ class ProfileService:
         wanted = set(query.enforcement_status)
         chunk = max(2 * query.limit, 100)
         budget = max(FILTER_SCAN_BUDGET, query.limit)
-        page_rows: builtins.list[ProfileText] = []
+        page_rows: builtins.list[StoredText] = []
         examined = 0
-        last: ProfileText | None = None
+        last: StoredText | None = None
         while True:
             n = min(chunk, budget - examined)
             rows = await self._scan(org_id, query, after, n + 1)
             more = len(rows) > n
-            for i, p in enumerate(rows[:n]):
+            for i, text in enumerate(rows[:n]):
                 examined += 1
-                last = p
-                if p.enforcement_status in wanted:
-                    page_rows.append(p)
+                last = text
+                if store.text_of(text).enforcement_status in wanted:
+                    page_rows.append(text)
                     if len(page_rows) == query.limit:
                         more = more or i + 1 < n
-                        return page_rows, self._next_page(org_id, query, p, more)
+                        return page_rows, self._next_page(org_id, query, text, more)
             if not more or examined >= budget or last is None:
                 return page_rows, self._next_page(org_id, query, last, more)
-            after = store.position_of(last, query.order_by)
+            after = store.position_of(store.text_of(last), query.order_by)
 
     async def _scan(
         self, org_id: str, query: ListQuery, after: Position | None, n: int
-    ) -> builtins.list[ProfileText]:
+    ) -> builtins.list[StoredText]:
         return await self._db.query(
             store.scan(
                 org_id,
@@ -132,9 +133,9 @@ class ProfileService:
         )
 
     def _next_page(
-        self, org_id: str, query: ListQuery, last: ProfileText | None, more: bool
+        self, org_id: str, query: ListQuery, last: StoredText | None, more: bool
     ) -> str | None:
         if not more or last is None:
             return None
-        position = store.position_of(last, query.order_by)
+        position = store.position_of(store.text_of(last), query.order_by)
         return encode_cursor(self._cursor_secret, org_id, query, position)

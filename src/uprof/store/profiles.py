@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 
-from uprof.domain.model import Position, Profile, ProfileText
+from uprof.domain.model import Position, Profile, ProfileText, StoredText
 from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import to_us
 from uprof.store.compiled import (
@@ -98,13 +98,17 @@ def _first_profile(rows: list[Any]) -> Profile | None:
     return _decode_doc(rows[0][0]) if rows else None
 
 
-def _first_text(rows: list[Any]) -> ProfileText | None:
-    return _decode_text(rows[0][0]) if rows else None
+def text_of(text: StoredText) -> ProfileText:
+    """A stored document as the ``ProfileText`` it stands for."""
+    return _decode_text(text)
 
 
-def _all_texts(rows: list[Any]) -> list[ProfileText]:
-    decode = _decode_text
-    return [decode(r[0]) for r in rows]
+def _first_text(rows: list[Any]) -> StoredText | None:
+    return rows[0][0] if rows else None
+
+
+def _all_texts(rows: list[Any]) -> list[StoredText]:
+    return [r[0] for r in rows]
 
 
 # Every column of a row, and each one's type, as a statement for many rows (``Many``) binds
@@ -168,8 +172,8 @@ def profile_by_id(org_id: str, profile_id: str, *, lock: bool = False) -> Query[
     return Query(_GET[lock], {"id": profile_id, "org_id": org_id})
 
 
-def profile_text_by_id(org_id: str, profile_id: str) -> Query[ProfileText | None]:
-    """The profile as its stored text, for a read that only shows it."""
+def profile_text_by_id(org_id: str, profile_id: str) -> Query[StoredText | None]:
+    """The profile's stored document, for a read that only shows it."""
     return Query(_GET_TEXT, {"id": profile_id, "org_id": org_id})
 
 
@@ -384,7 +388,7 @@ def _scan_many(order_by: str, descending: bool, start: str) -> Select[Any]:
     )
 
 
-def _scan(order_by: str, descending: bool, start: str) -> Statement[list[ProfileText]]:
+def _scan(order_by: str, descending: bool, start: str) -> Statement[list[StoredText]]:
     return Statement(
         f"scan({order_by}, descending={descending}, {start})",
         lambda: _scan_statement(order_by, descending, start),
@@ -414,8 +418,9 @@ def scan(
     descending: bool,
     after: Position | None,
     n: int,
-) -> Query[list[ProfileText]]:
-    """Up to ``n`` profiles strictly after ``after`` in the listing order, as stored text."""
+) -> Query[list[StoredText]]:
+    """Up to ``n`` profiles strictly after ``after`` in the listing order, as stored
+    documents."""
     if after is None:
         start = "first"
     elif order_by == "name" and after.key is None:

@@ -1,0 +1,94 @@
+"""Each stored profile's JSON as a version's view shows it, remembered by its stored text.
+
+A retrieve or a list shows what is stored and nothing else: a view's JSON is a pure function of
+the stored document (and of the version and the detail it is shown at). Decoding the document,
+building the view's Structs and encoding them is most of what a list page costs in Python
+(~2 us a profile against ~0.2 us for finding its JSON here: ``docs/performance.md``, round 7),
+so the JSON is kept, keyed by the document's text itself. Nothing has to be invalidated: a
+profile that changed has another document, which is another key, and the old entry ages out.
+A document is the whole record (id and organization included), so two organizations' profiles
+never share an entry.
+
+The memory is bounded (``max_bytes``, the keys and the JSON counted); the oldest entry goes
+first (FIFO: a hit costs one dictionary probe and changes nothing). ``max_bytes=0`` keeps
+nothing: every read renders afresh. Used from the event loop's thread only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from uprof.domain.model import ProfileText, StoredText
+from uprof.domain.versions import ALL_VERSIONS, ContractVersion, Detail, render
+
+_encode = msgspec.json.Encoder().encode
+
+# What an entry costs beyond the lengths of its key and its JSON (the dict's slot, the list,
+# the objects' headers), so a budget of small documents is not overrun by overhead.
+_ENTRY_OVERHEAD = 200
+
+# The views a stored text is shown at: retrieve (FULL) and list (LIST) of every version.
+_SHOWN = (Detail.FULL, Detail.LIST)
+
+
+class RenderedViews:
+    def __init__(self, decode: Callable[[StoredText], ProfileText], max_bytes: int) -> None:
+        self._decode = decode
+        self._max_bytes = max(0, max_bytes)
+        self._bytes = 0
+        # text -> [size, JSON of slot 0, JSON of slot 1, ...] (None: not rendered yet)
+        self._entries: OrderedDict[str, list[Any]] = OrderedDict()
+        self._slots = {
+            (version.key, detail): i
+            for i, (version, detail) in enumerate((v, d) for v in ALL_VERSIONS for d in _SHOWN)
+        }
+        self._width = 1 + len(self._slots)
+
+    @property
+    def size_bytes(self) -> int:
+        """What the entries kept now count against the budget."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def one(self, version: ContractVersion, text: StoredText, detail: Detail) -> bytes:
+        """The JSON object of one stored profile as ``version`` shows it at ``detail``."""
+        return self._json(self._slots[(version.key, detail)] + 1, version, text, detail)
+
+    def page(self, version: ContractVersion, texts: Sequence[StoredText], detail: Detail) -> bytes:
+        """A JSON array of the stored profiles, in order, as ``version`` shows them."""
+        slot = self._slots[(version.key, detail)] + 1
+        entries = self._entries
+        parts: list[bytes] = []
+        append = parts.append
+        for text in texts:
+            entry = entries.get(text)
+            found = None if entry is None else entry[slot]
+            append(found if found is not None else self._json(slot, version, text, detail))
+        return b"[" + b",".join(parts) + b"]"
+
+    def _json(self, slot: int, version: ContractVersion, text: StoredText, detail: Detail) -> bytes:
+        entries = self._entries
+        entry = entries.get(text)
+        if entry is not None and entry[slot] is not None:
+            found: bytes = entry[slot]
+            return found
+        data = _encode(render(version, self._decode(text), detail))
+        if not self._max_bytes:
+            return data
+        if entry is None:
+            entry = [len(text) + _ENTRY_OVERHEAD] + [None] * (self._width - 1)
+            entries[text] = entry
+            self._bytes += entry[0]
+        entry[slot] = data
+        entry[0] += len(data)
+        self._bytes += len(data)
+        while self._bytes > self._max_bytes and entries:
+            _text, oldest = entries.popitem(last=False)
+            self._bytes -= oldest[0]
+        return data
