@@ -7,7 +7,8 @@ outermost layer: it matches the API routes (the table Starlette's routes are mad
 one dictionary probe or a compiled pattern per route, calls the endpoint directly with an
 ``ApiRequest``, and does what the middleware and exception handlers do for those routes, in
 place: the ``request-id`` header, an ``ApiError`` as the API's envelope, anything else as the
-500 envelope.
+500 envelope. Its responses are written together with the others of their loop pass
+(``uprof.http.clusters``).
 
 Everything it does not match exactly, a method a route does not have (405), an unknown path
 (404), a trailing slash, ``HEAD``, a ``root_path``, lifespan, goes on to the Starlette app
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uprof.domain.errors import ApiError
 from uprof.domain.ids import random_id
 from uprof.http.callers import CallerCache
+from uprof.http.clusters import ResponseClusters
 from uprof.http.errors import error_response
 from uprof.http.middleware import send_internal_error
 from uprof.http.rendered import RenderedViews
@@ -68,6 +70,7 @@ class ApiDispatch:
         self._services = services
         self._callers = callers
         self._views = views
+        self._clusters = ResponseClusters()
         # Paths without parameters by (method, path); the others by method, in table order.
         self._static: dict[tuple[str, str], ApiRoute] = {}
         self._patterns: dict[str, list[tuple[re.Pattern[str], ApiRoute]]] = {}
@@ -104,6 +107,8 @@ class ApiDispatch:
             )
             response = await route.endpoint(request)
         except ApiError as err:
+            if not route.group_committed:
+                await self._clusters.turn()
             # carries request-id itself
             await error_response(err, request_id)(scope, receive, send)
             return
@@ -111,4 +116,6 @@ class ApiDispatch:
             log.exception("unhandled error in request %s", request_id)
             await send_internal_error(send, request_id)
             return
+        if not route.group_committed:
+            await self._clusters.turn()
         await response.send(send, request_id)
