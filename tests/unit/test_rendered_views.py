@@ -97,8 +97,9 @@ def test_two_organizations_never_share_an_entry() -> None:
     version = ALL_VERSIONS[-1]
     a = _text(_profile(1))
     b = _text(_profile(1, org_id="org_b", name="theirs"))
-    assert msgspec.json.decode(views.one(version, a, Detail.FULL))["name"] == "name 1"
-    assert msgspec.json.decode(views.one(version, b, Detail.FULL))["name"] == "theirs"
+    for _ in range(3):  # seen, kept, answered from memory
+        assert msgspec.json.decode(views.one(version, a, Detail.FULL))["name"] == "name 1"
+        assert msgspec.json.decode(views.one(version, b, Detail.FULL))["name"] == "theirs"
     assert len(views) == 2
 
 
@@ -107,17 +108,17 @@ def test_the_budget_holds_and_the_oldest_goes_first() -> None:
     texts = [_text(_profile(n)) for n in range(200)]
     version = ALL_VERSIONS[-1]
     one_entry = RenderedViews(text_of, 1 << 20)
-    one_entry.one(version, texts[0], Detail.FULL)
+    one_entry.page(version, texts[:1], Detail.FULL)
     budget = one_entry.size_bytes * 10  # room for about ten
     views = RenderedViews(decode, budget)
     for text in texts:
-        views.one(version, text, Detail.FULL)
+        views.page(version, [text], Detail.FULL)
         assert views.size_bytes <= budget
     assert 5 <= len(views) <= 10
     calls = decode.calls
     views.one(version, texts[-1], Detail.FULL)  # the newest is still there
     assert decode.calls == calls
-    views.one(version, texts[0], Detail.FULL)  # the oldest went first
+    views.page(version, texts[:1], Detail.FULL)  # the oldest went first
     assert decode.calls == calls + 1
     assert views.size_bytes <= budget
 
@@ -128,6 +129,38 @@ def test_an_entry_larger_than_the_budget_is_answered_and_not_kept() -> None:
     version = ALL_VERSIONS[-1]
     assert views.one(version, text, Detail.FULL) == _fresh(version, text, Detail.FULL)
     assert len(views) == 0 and views.size_bytes == 0
+
+
+def test_a_profile_retrieved_alone_is_kept_the_second_time() -> None:
+    decode = CountingDecode()
+    views = RenderedViews(decode, 1 << 20)
+    version = ALL_VERSIONS[-1]
+    once, twice = _text(_profile(1)), _text(_profile(2))
+    views.one(version, once, Detail.FULL)
+    views.one(version, twice, Detail.FULL)
+    assert len(views) == 0  # seen once: rendered, not kept
+    views.one(version, twice, Detail.FULL)  # seen again: kept
+    assert len(views) == 1 and decode.calls == 3
+    for _ in range(3):
+        assert views.one(version, twice, Detail.FULL) == _fresh(version, twice, Detail.FULL)
+    assert decode.calls == 3
+    # A text a page keeps is kept for a retrieve too (another slot of the same entry).
+    views.page(version, [once], Detail.LIST)
+    views.one(version, once, Detail.FULL)
+    views.one(version, once, Detail.FULL)
+    assert decode.calls == 5
+
+
+def test_the_doorkeeper_forgets_when_full() -> None:
+    decode = CountingDecode()
+    views = RenderedViews(decode, 1 << 20)  # remembers 1,024 hashes
+    version = ALL_VERSIONS[-1]
+    first = _text(_profile(0))
+    views.one(version, first, Detail.FULL)
+    for n in range(1, 1025):  # the 1,023rd other text fills it, the 1,024th clears it
+        views.one(version, _text(_profile(n)), Detail.FULL)
+    views.one(version, first, Detail.FULL)
+    assert len(views) == 0  # forgotten: seen once again, not kept
 
 
 def test_a_budget_of_zero_keeps_nothing() -> None:
