@@ -26,7 +26,7 @@ import uvloop
 
 from bench.common import BENCH_KEY
 from uprof.app import create_app
-from uprof.config import Settings
+from uprof.config import DEFAULT_RENDER_CACHE_MIB, Settings
 
 HEADERS = [
     (b"host", b"127.0.0.1"),
@@ -113,9 +113,22 @@ def _ids(store: Path, n: int) -> list[str]:
 @click.option("--rounds", type=int, default=5, show_default=True)
 @click.option("--scenarios", default="get,list,create,update", show_default=True)
 @click.option("--profile", "profiled", default=None, help="cProfile this scenario.")
-def main(store: Path, n: int, rounds: int, scenarios: str, profiled: str | None) -> None:
+@click.option(
+    "--render-cache-mib",
+    type=click.IntRange(0, 1 << 20),
+    default=DEFAULT_RENDER_CACHE_MIB,
+    show_default=True,
+    help="Memory for remembered views (0: every read renders afresh).",
+)
+def main(
+    store: Path, n: int, rounds: int, scenarios: str, profiled: str | None, render_cache_mib: int
+) -> None:
     uvloop.install()
-    settings = Settings(database_url=f"sqlite:///{store.resolve()}", bootstrap_api_key=BENCH_KEY)
+    settings = Settings(
+        database_url=f"sqlite:///{store.resolve()}",
+        bootstrap_api_key=BENCH_KEY,
+        render_cache_mib=render_cache_mib,
+    )
     app = create_app(settings)
     gc.collect()
     gc.freeze()  # as uprof.app.app_from_env does for a server

@@ -840,6 +840,12 @@ def crash_check(
     help="As `uprof serve --sqlite-mmap-mib` (default: uprof's own default).",
 )
 @click.option(
+    "--render-cache-mib",
+    type=int,
+    default=None,
+    help="As `uprof serve --render-cache-mib` (default: uprof's own default; 0: off).",
+)
+@click.option(
     "--soak",
     "soak_seconds",
     type=int,
@@ -889,6 +895,7 @@ def main(
     scenarios: str,
     sqlite_synchronous: str,
     sqlite_mmap_mib: int | None,
+    render_cache_mib: int | None,
     soak_seconds: int,
     do_crash_check: bool,
     py_spy: bool,
@@ -912,6 +919,8 @@ def main(
         if s not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {s!r}; choose from {SCENARIOS}")
     serve_extra = [] if sqlite_mmap_mib is None else ["--sqlite-mmap-mib", str(sqlite_mmap_mib)]
+    if render_cache_mib is not None:
+        serve_extra += ["--render-cache-mib", str(render_cache_mib)]
     backends = ([] if no_sqlite else ["sqlite"]) + (["postgres"] if postgres else [])
     if not backends:
         raise click.UsageError("nothing to run: --no-sqlite without --postgres")
@@ -932,6 +941,7 @@ def main(
         f"load: wrk, 1 thread, {connections} connections, {seconds}s per run, {repeat} run(s) "
         f"per scenario and target; SQLite synchronous={sqlite_synchronous}"
         + ("" if sqlite_mmap_mib is None else f", mmap {sqlite_mmap_mib} MiB")
+        + ("" if render_cache_mib is None else f", render cache {render_cache_mib} MiB")
     )
 
     # Load every store first (cached between runs).
@@ -1105,6 +1115,7 @@ def main(
                     "repeat": repeat,
                     "sqlite_synchronous": sqlite_synchronous,
                     "sqlite_mmap_mib": sqlite_mmap_mib,
+                    "render_cache_mib": render_cache_mib,
                     "targets": {
                         "ratio": TARGET_RATIO,
                         "p99_ms": TARGET_P99_MS,
