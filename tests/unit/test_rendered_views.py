@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -241,3 +243,17 @@ def test_any_reads_in_any_order_show_what_a_fresh_render_shows(
         else:
             assert views.one(version, texts[0], detail) == _fresh(version, texts[0], detail)
         assert views.size_bytes <= budget
+
+
+def test_the_budget_counts_what_a_text_takes_in_memory() -> None:
+    # Characters beyond Latin-1 take two or four bytes each: counting characters would let
+    # the memory grow past its budget.
+    version = ALL_VERSIONS[-1]
+    wide = [_text(_profile(n, metadata={"k": "\U0001f600" * 2000})) for n in range(40)]
+    budget = 64 * 1024
+    views = RenderedViews(text_of, budget)
+    for text in wide:
+        views.page(version, [text], Detail.FULL)
+    assert views.size_bytes <= budget
+    held = sum(sys.getsizeof(t) for t in views._entries)
+    assert held <= budget

@@ -9,9 +9,9 @@ profile that changed has another document, which is another key, and the old ent
 A document is the whole record (id and organization included), so two organizations' profiles
 never share an entry.
 
-The memory is bounded (``max_bytes``, the keys and the JSON counted); the oldest entry goes
-first (FIFO: a hit costs one dictionary probe and changes nothing). ``max_bytes=0`` keeps
-nothing: every read renders afresh. Used from the event loop's thread only.
+The memory is bounded (``max_bytes``, the keys and the JSON counted at their size in memory);
+the oldest entry goes first (FIFO: a hit costs one dictionary probe and changes nothing).
+``max_bytes=0`` keeps nothing: every read renders afresh. Used from the event loop's thread only.
 
 A page is kept at once: the clients that walk a list read the same pages. A profile retrieved
 on its own is kept only the second time it is seen (a doorkeeper of recent texts' hashes, as
@@ -22,6 +22,7 @@ while a profile that is polled is seen again soon.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,8 +34,8 @@ from uprof.domain.versions import ALL_VERSIONS, ContractVersion, Detail, render
 
 _encode = msgspec.json.Encoder().encode
 
-# What an entry costs beyond the lengths of its key and its JSON (the dict's slot, the list,
-# the objects' headers), so a budget of small documents is not overrun by overhead.
+# What an entry costs beyond the sizes of its key and its JSON (the dict's slot and node, the
+# list), so a budget of small documents is not overrun by overhead.
 _ENTRY_OVERHEAD = 200
 
 # The views a stored text is shown at: retrieve (FULL) and list (LIST) of every version.
@@ -100,12 +101,15 @@ class RenderedViews:
         if not self._max_bytes:
             return data
         if entry is None:
-            entry = [len(text) + _ENTRY_OVERHEAD] + [None] * (self._width - 1)
+            # The text's size in memory, not its length: a text with characters beyond Latin-1
+            # takes two or four bytes each.
+            entry = [sys.getsizeof(text) + _ENTRY_OVERHEAD] + [None] * (self._width - 1)
             entries[text] = entry
             self._bytes += entry[0]
         entry[slot] = data
-        entry[0] += len(data)
-        self._bytes += len(data)
+        size = sys.getsizeof(data)
+        entry[0] += size
+        self._bytes += size
         while self._bytes > self._max_bytes and entries:
             _text, oldest = entries.popitem(last=False)
             self._bytes -= oldest[0]
