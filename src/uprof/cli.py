@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from uprof.config import Settings, settings_from_env
+from uprof.config import MAX_MIB, Settings, settings_from_env
 
 if TYPE_CHECKING:
     from uprof.service.keys import KeyService
@@ -64,13 +64,13 @@ def main() -> None:
 )
 @click.option(
     "--sqlite-mmap-mib",
-    type=click.IntRange(0, 1 << 20),
+    type=click.IntRange(0, MAX_MIB),
     default=None,
     help="How much of the SQLite file reads map instead of copying (0: off).",
 )
 @click.option(
     "--render-cache-mib",
-    type=click.IntRange(0, 1 << 20),
+    type=click.IntRange(0, MAX_MIB),
     default=None,
     help="Memory for the JSON of profiles' views that reads are answered with (0: off).",
 )

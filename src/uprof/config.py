@@ -11,6 +11,12 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the API's documented limit for standard 
 DEFAULT_SQLITE_MMAP_MIB = 2048
 # What the views' JSON of stored profiles may hold in memory, per process (uprof.http.rendered).
 DEFAULT_RENDER_CACHE_MIB = 16
+# The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes.
+MAX_MIB = 1 << 20
+_SIZES_MIB = (
+    ("sqlite_mmap_mib", "UPROF_SQLITE_MMAP_MIB"),
+    ("render_cache_mib", "UPROF_RENDER_CACHE_MIB"),
+)
 
 
 def default_database_url(data_dir: str | os.PathLike[str]) -> str:
@@ -69,10 +75,9 @@ def settings_from_env(**overrides: object) -> Settings:
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if not 0 <= int(values["sqlite_mmap_mib"]) <= 1 << 20:  # type: ignore[call-overload]
-        raise ValueError("UPROF_SQLITE_MMAP_MIB must be a number of MiB from 0 to 1048576")
-    if not 0 <= int(values["render_cache_mib"]) <= 1 << 20:  # type: ignore[call-overload]
-        raise ValueError("UPROF_RENDER_CACHE_MIB must be a number of MiB from 0 to 1048576")
+    for key, name in _SIZES_MIB:
+        if not 0 <= int(values[key]) <= MAX_MIB:  # type: ignore[call-overload]
+            raise ValueError(f"{name} must be a number of MiB from 0 to {MAX_MIB}")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     return Settings(**values)  # type: ignore[arg-type]

@@ -49,9 +49,12 @@ class RenderedViews:
         self._bytes = 0
         # text -> [size, JSON of slot 0, JSON of slot 1, ...] (None: not rendered yet)
         self._entries: OrderedDict[str, list[Any]] = OrderedDict()
+        # (version, detail) -> the entry's index of its JSON (0 is the entry's size)
         self._slots = {
             (version.key, detail): i
-            for i, (version, detail) in enumerate((v, d) for v in ALL_VERSIONS for d in _SHOWN)
+            for i, (version, detail) in enumerate(
+                ((v, d) for v in ALL_VERSIONS for d in _SHOWN), start=1
+            )
         }
         self._width = 1 + len(self._slots)
         # Hashes of the texts retrieved once and not kept; forgotten all at once when full.
@@ -68,38 +71,54 @@ class RenderedViews:
 
     def one(self, version: ContractVersion, text: StoredText, detail: Detail) -> bytes:
         """The JSON object of one stored profile as ``version`` shows it at ``detail``."""
-        slot = self._slots[(version.key, detail)] + 1
-        if self._max_bytes and text not in self._entries:
-            seen = self._seen
-            key = hash(text)  # computed by the probe above already: str caches it
-            if key not in seen:
-                if len(seen) >= self._seen_max:
-                    seen.clear()
-                seen.add(key)
-                return _encode(render(version, self._decode(text), detail))
-        return self._json(slot, version, text, detail)
+        entry = self._entries.get(text)
+        if entry is None and self._max_bytes and not self._seen_before(text):
+            return self._render(version, text, detail)
+        return self._json(self._slots[(version.key, detail)], version, text, detail, entry)
 
     def page(self, version: ContractVersion, texts: Sequence[StoredText], detail: Detail) -> bytes:
         """A JSON array of the stored profiles, in order, as ``version`` shows them."""
-        slot = self._slots[(version.key, detail)] + 1
+        slot = self._slots[(version.key, detail)]
         entries = self._entries
         parts: list[bytes] = []
         append = parts.append
         for text in texts:
             entry = entries.get(text)
             found = None if entry is None else entry[slot]
-            append(found if found is not None else self._json(slot, version, text, detail))
+            append(found if found is not None else self._json(slot, version, text, detail, entry))
         return b"[" + b",".join(parts) + b"]"
 
-    def _json(self, slot: int, version: ContractVersion, text: StoredText, detail: Detail) -> bytes:
-        entries = self._entries
-        entry = entries.get(text)
+    def _seen_before(self, text: StoredText) -> bool:
+        """Whether a retrieve saw ``text`` recently; it is remembered as seen now."""
+        seen = self._seen
+        key = hash(text)  # computed by the probe before already: str caches it
+        if key in seen:
+            return True
+        if len(seen) >= self._seen_max:
+            seen.clear()
+        seen.add(key)
+        return False
+
+    def _render(self, version: ContractVersion, text: StoredText, detail: Detail) -> bytes:
+        return _encode(render(version, self._decode(text), detail))
+
+    def _json(
+        self,
+        slot: int,
+        version: ContractVersion,
+        text: StoredText,
+        detail: Detail,
+        entry: list[Any] | None,
+    ) -> bytes:
+        """The JSON at ``slot`` of ``text``'s entry (``entry``, as the caller found it), rendered
+        and kept if it is not there yet."""
         if entry is not None and entry[slot] is not None:
             found: bytes = entry[slot]
             return found
-        data = _encode(render(version, self._decode(text), detail))
+        data = self._render(version, text, detail)
         if not self._max_bytes:
             return data
+        entries = self._entries
         if entry is None:
             # The text's size in memory, not its length: a text with characters beyond Latin-1
             # takes two or four bytes each.
