@@ -95,8 +95,7 @@ class Call:
         return self.body
 
 
-def _ids(store: Path, n: int) -> list[str]:
-    ids_path = store.with_suffix(".ids")
+def _ids(ids_path: Path, n: int) -> list[str]:
     ids = ids_path.read_text().split()
     random.Random(1).shuffle(ids)
     return ids[:n]
@@ -109,6 +108,13 @@ def _ids(store: Path, n: int) -> list[str]:
     default=Path("bench/.data/sqlite-1M.db"),
     show_default=True,
 )
+@click.option(
+    "--database-url",
+    default=None,
+    help="Measure on this database instead of --store (e.g. a PostgreSQL bench store); "
+    "ids from --ids.",
+)
+@click.option("--ids", "ids_file", type=click.Path(path_type=Path, exists=True), default=None)
 @click.option("--n", type=int, default=5000, show_default=True)
 @click.option("--rounds", type=int, default=5, show_default=True)
 @click.option("--scenarios", default="get,list,create,update", show_default=True)
@@ -121,11 +127,18 @@ def _ids(store: Path, n: int) -> list[str]:
     help="Memory for remembered views (0: every read renders afresh).",
 )
 def main(
-    store: Path, n: int, rounds: int, scenarios: str, profiled: str | None, render_cache_mib: int
+    store: Path,
+    database_url: str | None,
+    ids_file: Path | None,
+    n: int,
+    rounds: int,
+    scenarios: str,
+    profiled: str | None,
+    render_cache_mib: int,
 ) -> None:
     uvloop.install()
     settings = Settings(
-        database_url=f"sqlite:///{store.resolve()}",
+        database_url=database_url or f"sqlite:///{store.resolve()}",
         bootstrap_api_key=BENCH_KEY,
         render_cache_mib=render_cache_mib,
     )
@@ -133,7 +146,7 @@ def main(
     gc.collect()
     gc.freeze()  # as uprof.app.app_from_env does for a server
     call = Call(app)
-    ids = _ids(store, n)
+    ids = _ids(ids_file or store.with_suffix(".ids"), n)
     list_scope = _scope("GET", "/v1/user_profiles", b"limit=20")
 
     async def get(i: int) -> None:

@@ -4,6 +4,7 @@ failure is undone alone."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -125,20 +126,22 @@ def test_deferred_inserts_go_out_together_at_the_end_of_the_batch(
     pg: tuple[PostgresDatabase, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db, table = pg
-    calls: list[int] = []
-    executemany = psycopg.Cursor.executemany
+    messages: list[str] = []
+    simple = postgres._simple
 
-    def counting(self: psycopg.Cursor[Any], query: Any, params_seq: Any, **kw: Any) -> None:
-        params = list(params_seq)
-        calls.append(len(params))
-        executemany(self, query, params, **kw)
+    def recording(raw: psycopg.Connection[Any], sql: str) -> list[pq.abc.PGresult]:
+        messages.append(sql)
+        return simple(raw, sql)
 
-    monkeypatch.setattr(psycopg.Cursor, "executemany", counting)
+    monkeypatch.setattr(postgres, "_simple", recording)
     seen: list[int] = []
     jobs = [_deferred_put(table, f"k{i}", seen) for i in range(10)]
     assert _together(db, *jobs) == [f"k{i}" for i in range(10)]
     assert seen == [0] * 10, "no insert ran before the last job of the batch"
-    assert calls == [10], "one executemany for the batch's ten inserts"
+    assert len(messages) == 1, "the batch's inserts and its COMMIT are one message"
+    statements = messages[0].split(";\n")
+    assert statements[-1] == "COMMIT"
+    assert sum(f"INSERT INTO {table}" in s for s in statements) == 10
     rows = _rows(db, table)
     assert set(rows) == {f"k{i}" for i in range(10)} and len(set(rows.values())) == 1
 
@@ -200,6 +203,37 @@ def test_an_unreachable_server_fails_every_write_as_overloaded(
     outcomes = _together(db, _put(table, "y"), down)
     assert all(isinstance(o, Overloaded) for o in outcomes)
     assert _rows(db, table) == {}
+
+
+def test_a_connection_lost_before_the_commit_fails_the_batch_as_overloaded_and_writes_nothing(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    """The server ends the batch's session after its jobs ran and before its message with the
+    COMMIT: that message fails at once (no hang), every write of the batch is a 529 and none
+    is stored, and the next batch runs on a new connection."""
+    db, table = pg
+    admin = psycopg.connect(db.url.replace("postgresql+psycopg://", "postgresql://"))
+
+    def ends_its_session(conn: Connection) -> str:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return "gone"
+
+    try:
+        started = time.monotonic()
+        jobs = [_deferred_put(table, "lost"), ends_its_session]
+        outcomes = _together(db, *jobs)
+        assert time.monotonic() - started < 10
+        assert all(isinstance(o, Overloaded) for o in outcomes), outcomes
+        assert _rows(db, table) == {}
+        assert _together(db, _deferred_put(table, "after")) == ["after"]
+        assert set(_rows(db, table)) == {"after"}
+    finally:
+        admin.close()
 
 
 def test_writes_of_one_profile_share_a_lane_and_batches_never_wait_for_each_other(
@@ -341,10 +375,11 @@ def _stored(db: PostgresDatabase, pid: str) -> Profile | None:
 
 
 def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every statement sent through psycopg's cursors from now on (executemany: one entry
-    with its row count)."""
+    """Every statement sent from now on: through psycopg's cursors (executemany: one entry with
+    its row count) and in a batch's own messages (``postgres._simple``: one entry a statement)."""
     sent: list[str] = []
     execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+    simple = postgres._simple
 
     def counting_execute(self: psycopg.Cursor[Any], query: Any, *a: Any, **kw: Any) -> Any:
         sent.append(str(query))
@@ -355,8 +390,13 @@ def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         sent.append(f"{query} x{len(rows)}")
         return executemany(self, query, rows, **kw)
 
+    def counting_simple(raw: psycopg.Connection[Any], sql: str) -> list[pq.abc.PGresult]:
+        sent.extend(sql.split(";\n"))
+        return simple(raw, sql)
+
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
     monkeypatch.setattr(psycopg.Cursor, "executemany", counting_many)
+    monkeypatch.setattr(postgres, "_simple", counting_simple)
     return sent
 
 
@@ -378,8 +418,8 @@ def test_a_batch_locks_its_profiles_in_one_statement_and_writes_them_in_one_roun
     updates = [s for s in sent if s.startswith("UPDATE")]
     assert len(selects) == len(updates) <= 4, sent
     assert all("ANY" in s for s in selects), selects
-    # a lane's rows in one statement over arrays; a lane with one row: the plain UPDATE
-    assert all("unnest" in u or u.endswith(" x1") for u in updates), updates
+    # a lane's rows in one statement over a VALUES list, their values bound into its text
+    assert all("FROM (VALUES (" in u for u in updates), updates
 
 
 def test_a_locked_profile_deleted_in_the_batch_is_gone_for_the_jobs_after_it(
@@ -521,6 +561,47 @@ def test_any_mix_of_writes_in_one_batch_ends_as_if_run_one_by_one(
             assert rows[pid] == name_sort_key(model[pid]["name"])
 
 
+# Any text the domain lets through (no NUL, no lone surrogate): quotes, backslashes, percent
+# signs, newlines after semicolons (what joins a batch's statements), four-byte characters.
+_STORABLE = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40
+) | st.sampled_from(["'", "''", "\\", "\\'", "%s", "%(doc)s", "%%", ";\nCOMMIT", "$$", "😀"])
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(names=st.lists(_STORABLE | st.none(), min_size=1, max_size=4), value=_STORABLE)
+def test_any_storable_text_is_written_by_a_batch_exactly_as_given(
+    pg: tuple[PostgresDatabase, str], profiles: list[str], names: list[str | None], value: str
+) -> None:
+    """A batch binds its values into the text of its statements (psycopg's quoting): whatever
+    the values, each new and each updated profile reads back as written, and nothing else
+    changes."""
+    db, _table = pg
+    fresh = [f"uprof_gc_text_{uuid.uuid4().hex[:10]}_{i}" for i in range(len(names))]
+    assert (
+        _together(db, *(_create(pid, name) for pid, name in zip(fresh, names, strict=True)))
+        == fresh
+    )
+    assert _keyed(db, *((pid, _merge(ORG, pid, value, value)) for pid in fresh)) == [
+        {value: value}
+    ] * len(fresh)
+    for pid, name in zip(fresh, names, strict=True):
+        stored = _stored(db, pid)
+        assert stored is not None and (stored.name, stored.metadata) == (name, {value: value})
+    rows: dict[str, str | None] = db.read_sync(
+        lambda c: dict(
+            c.execute(
+                text("SELECT id, name_key FROM user_profiles WHERE id = ANY(:ids)"),
+                {"ids": fresh},
+            ).all()
+        )
+    )
+    assert rows == {pid: name_sort_key(name) for pid, name in zip(fresh, names, strict=True)}
+    assert all(_stored(db, pid).metadata == {} for pid in profiles)  # type: ignore[union-attr]
+
+
 def test_a_batch_inserts_its_new_profiles_in_one_statement_and_a_duplicate_fails_alone(
     pg: tuple[PostgresDatabase, str], profiles: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -528,10 +609,10 @@ def test_a_batch_inserts_its_new_profiles_in_one_statement_and_a_duplicate_fails
     sent = _statements(monkeypatch)
     create = _create
     fresh = [f"uprof_gc_new_{uuid.uuid4().hex[:10]}_{i}" for i in range(5)]
-    # All nameless: a column whose values are all NULL still goes as a typed array.
+    # All nameless: a column whose values are all NULL (a VALUES column of text) still inserts.
     assert _together(db, *(create(pid, None) for pid in fresh)) == fresh
     inserts = [s for s in sent if s.startswith("INSERT")]
-    assert len(inserts) == 1 and "unnest" in inserts[0], inserts
+    assert len(inserts) == 1 and inserts[0].count("'uprof_gc_new_") == 5, inserts
     for pid in fresh:
         stored = _stored(db, pid)
         assert stored is not None and stored.name is None
@@ -575,18 +656,25 @@ class _Wire:
         """Each message the client sent since the last call: (kind, what it carries)."""
         self._file.flush()
         self._file.seek(0)
-        fields = [line.split("\t") for line in self._file.read().splitlines()]
+        # A message is a line; a query's newlines continue its line (they are traced as is).
+        messages = re.split(r"\n(?=[FB]\t)", self._file.read().rstrip("\n"))
         self._file.seek(0)
         self._file.truncate()
+        fields = [m.split("\t", 3) for m in messages]
         return [(f[2], f[3] if len(f) > 3 else "") for f in fields if f and f[0] == "F"]
 
     def round_trips(self) -> list[list[str]]:
         """The first word of each statement of each round trip since the last call (``;``: a
-        ping)."""
+        ping); a simple ``Query`` of several statements (a batch's own, ``;`` and a newline
+        between them) gives each of its statements."""
         trips: list[list[str]] = [[]]
         for kind, what in self.sent():
-            if kind in ("Query", "Parse"):  # Query "text"; Parse "name" "text"
-                text = what.split('"')[1 if kind == "Query" else 3]
+            if kind == "Query":  # Query "text"
+                text = what[what.index('"') + 1 : what.rindex('"')]
+                statements = text.split(";\n")
+                trips[-1] += [s.split()[0] if s.strip() else ";" for s in statements]
+            if kind == "Parse":  # Parse "name" "text"
+                text = what.split('"')[3]
                 trips[-1].append(text.split()[0] if text.strip() else ";")
             if kind in ("Query", "Sync"):
                 trips.append([])
@@ -615,7 +703,7 @@ def test_a_batch_of_new_profiles_is_one_round_trip(
     _together(db, _create(f"uprof_gc_rt_warm_{uuid.uuid4().hex[:8]}"))  # a pooled connection
     wire.round_trips()
     assert _together(db, *(_create(pid) for pid in fresh)) == fresh
-    # BEGIN, the batch's one INSERT and COMMIT in one pipeline; no ping of a connection just used
+    # BEGIN, the batch's one INSERT and COMMIT in one message; no ping of a connection just used
     assert wire.round_trips() == [["BEGIN", "INSERT", "COMMIT"]]
     assert all(_stored(db, pid) is not None for pid in fresh)
 
@@ -629,8 +717,8 @@ def test_a_batch_of_updates_is_two_round_trips(
     wire.round_trips()
     outcomes = _keyed(db, *((p0, _merge(ORG, p0, k, k)) for k in "abcd"))
     assert outcomes[-1] == {"warm": "up", "a": "a", "b": "b", "c": "c", "d": "d"}
-    # BEGIN with the locking read (one message), then the UPDATE and COMMIT in one pipeline
-    assert wire.round_trips() == [["BEGIN;"], ["UPDATE", "COMMIT"]]
+    # BEGIN with the locking read (one message), then the UPDATE and COMMIT (another)
+    assert wire.round_trips() == [["BEGIN", "SELECT"], ["UPDATE", "COMMIT"]]
     stored = _stored(db, p0)
     assert stored is not None and stored.metadata == outcomes[-1]
 

@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import Connection, bindparam, cast, func
+from sqlalchemy import Connection, bindparam, cast, column, func, values
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.expression import Executable, TableValuedAlias
+from sqlalchemy.sql.expression import Executable, TableValuedAlias, Values
 from sqlalchemy.types import TypeEngine
 
 _SQLITE_NAMED = sqlite.dialect(paramstyle="named")
 
 T = TypeVar("T")
+
+
+class Literals(Protocol):
+    """The database's client-side binding: values as SQL literals, quoted as its driver
+    quotes them for the connection they go out on."""
+
+    def literal(self, value: Any) -> str:
+        """``value`` as an SQL literal."""
+        ...
+
+    def bind(self, text: str, params: dict[str, Any]) -> str:
+        """``text`` (``%(name)s`` placeholders) with ``params`` bound as literals."""
+        ...
 
 
 class Compiled:
@@ -30,13 +43,10 @@ class Compiled:
 
     __slots__ = ("constants", "text")
 
-    def __init__(self, stmt: Executable, dialect: Dialect, binary: tuple[str, ...] = ()) -> None:
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
         target = _SQLITE_NAMED if dialect.name == "sqlite" else dialect
         compiled = stmt.compile(dialect=target)  # type: ignore[attr-defined]
-        text = str(compiled)
-        for name in binary:  # psycopg sends a ``%(name)b`` parameter in the binary format
-            text = text.replace(f"%({name})s", f"%({name})b")
-        self.text: str = text
+        self.text: str = str(compiled)
         self.constants: dict[str, Any] = {k: v for k, v in compiled.params.items() if v is not None}
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -71,21 +81,52 @@ class Lateral(NamedTuple):
 
 class Many(NamedTuple):
     """How the deferred rows of one write run as one statement (PostgreSQL): ``build`` makes it
-    over ``unnested``; it binds each of ``params`` as the array of the rows' values, sent in
-    PostgreSQL's binary format (a text array would quote every quote of every JSON document:
-    slower than one statement a row). The rows must name distinct rows of the table: an
-    UPDATE ... FROM changes a row once however many of the arrays' rows match it."""
+    over ``written`` (a VALUES list of one row, a column per name in ``params``), and the row
+    is repeated once per deferred row when it runs, every value bound into the text
+    (``ManyText``). The rows must name distinct rows of the table: an UPDATE ... FROM changes a
+    row once however many of the list's rows match it."""
 
     params: tuple[str, ...]
     build: Callable[[], Executable]
 
 
+def written(params: tuple[tuple[str, TypeEngine[Any]], ...]) -> Values:
+    """The relation of a ``Many`` form: a VALUES list whose one row binds each parameter by
+    name (``ManyText`` repeats it per row)."""
+    return values(*(column(name, type_) for name, type_ in params), name="written").data(
+        [tuple(bindparam(name) for name, _ in params)]
+    )
+
+
+class ManyText:
+    """A ``Many`` form's text, cut around its one VALUES row, to be repeated per row with the
+    row's values as literals (``Literals``), so that the statement goes out as text in one
+    simple-protocol message with the rest of its transaction (decisions O11: against the rows
+    sent as binary arrays through psycopg's cursor and pipeline, a third of the CPU)."""
+
+    __slots__ = ("head", "names", "tail")
+
+    def __init__(self, text: str, names: tuple[str, ...]) -> None:
+        one_row = "(" + ", ".join(f"%({name})s" for name in names) + ")"
+        head, found, tail = text.partition(one_row)
+        if not found or "%(" in head + tail:
+            raise ValueError(f"not a statement over one VALUES row of {names}: {text}")
+        # Bound here: the text around the row holds no parameter, and its percent signs are
+        # doubled (the driver's paramstyle).
+        self.head, self.tail = head.replace("%%", "%"), tail.replace("%%", "%")
+        self.names = names
+
+    def sql(self, rows: list[dict[str, Any]], literals: Literals) -> str:
+        literal, names = literals.literal, self.names
+        listed = "), (".join(", ".join([literal(row[name]) for name in names]) for row in rows)
+        return f"{self.head}({listed}){self.tail}"
+
+
 def unnested(
     params: tuple[tuple[str, TypeEngine[Any]], ...], name: str = "reads"
 ) -> TableValuedAlias:
-    """The relation of a ``Lateral`` or ``Many`` form: one row per read (or row to write), a
-    column per parameter (bound as an array of that name and type) and ``ordinal``, the row's
-    place from 1."""
+    """The relation of a ``Lateral`` form: one row per read, a column per parameter (bound as
+    an array of that name and type) and ``ordinal``, the row's place from 1."""
     arrays = (cast(bindparam(name), ARRAY(type_)) for name, type_ in params)
     return (
         func.unnest(*arrays)
@@ -98,7 +139,7 @@ class Statement(Generic[T]):
     """One statement of the store and how its rows become a result; built from SQLAlchemy Core
     on first use and compiled once per dialect (``build`` runs at most once a dialect)."""
 
-    __slots__ = ("_build", "_compiled", "batch", "many", "name", "result")
+    __slots__ = ("_build", "_compiled", "_many_text", "batch", "many", "name", "result")
 
     def __init__(
         self,
@@ -114,6 +155,7 @@ class Statement(Generic[T]):
         self.batch = batch
         self.many = many
         self._compiled: dict[str, Compiled] = {}
+        self._many_text: dict[str, ManyText] = {}
 
     def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
@@ -126,22 +168,22 @@ class Statement(Generic[T]):
         assert self.batch is not None, f"{self.name} has no batch form"
         return self._form(dialect, "batch", self.batch.build)
 
-    def compiled_many(self, dialect: Dialect) -> Compiled:
+    def many_text(self, dialect: Dialect) -> ManyText:
         """The statement that writes many deferred rows at once (``many``)."""
         assert self.many is not None, f"{self.name} has no form for many rows"
-        return self._form(dialect, "many", self.many.build, self.many.params)
+        found = self._many_text.get(dialect.name)
+        if found is None:
+            compiled = self._form(dialect, "many", self.many.build)
+            if compiled.constants:
+                raise ValueError(f"{self.name}: a form for many rows binds constants")
+            found = self._many_text[dialect.name] = ManyText(compiled.text, self.many.params)
+        return found
 
-    def _form(
-        self,
-        dialect: Dialect,
-        form: str,
-        build: Callable[[], Executable],
-        binary: tuple[str, ...] = (),
-    ) -> Compiled:
+    def _form(self, dialect: Dialect, form: str, build: Callable[[], Executable]) -> Compiled:
         key = f"{dialect.name}/{form}"
         found = self._compiled.get(key)
         if found is None:
-            found = self._compiled[key] = Compiled(build(), dialect, binary)
+            found = self._compiled[key] = Compiled(build(), dialect)
         return found
 
     def __repr__(self) -> str:
@@ -201,7 +243,7 @@ _BEFORE_FLUSH = "uprof.before_flush"
 def execute_deferrable(conn: Connection, statement: Statement[Any], params: dict[str, Any]) -> None:
     """Run a write nothing in its transaction reads back and whose outcome is only success or
     failure (the INSERT of a new profile): at once, or, inside ``deferring``, together with the
-    other deferred writes of its statement when ``flush_deferred`` runs."""
+    other deferred writes of its statement when ``deferred_sql`` renders them."""
     pending: dict[Statement[Any], list[dict[str, Any]]] | None = conn.info.get(_DEFERRED)
     if pending is None:
         execute(conn, statement, params)
@@ -211,16 +253,19 @@ def execute_deferrable(conn: Connection, statement: Statement[Any], params: dict
 
 @contextlib.contextmanager
 def deferring(conn: Connection) -> Iterator[None]:
-    """Defer the deferrable writes made on ``conn`` until ``flush_deferred``; whatever is not
+    """Defer the deferrable writes made on ``conn`` until ``deferred_sql``; whatever is not
     flushed by the end is dropped (the transaction it belonged to is being rolled back)."""
-    conn.info[_DEFERRED] = {}
-    conn.info[_KNOWN] = {}
-    conn.info[_BEFORE_FLUSH] = {}
+    # The dict itself, held from here: ``conn.info`` raises once the connection was lost and
+    # invalidated inside the transaction, and that would hide why the batch failed.
+    info = conn.info
+    info[_DEFERRED] = {}
+    info[_KNOWN] = {}
+    info[_BEFORE_FLUSH] = {}
     try:
         yield
     finally:
         for key in (_DEFERRED, _KNOWN, _BEFORE_FLUSH):
-            conn.info.pop(key, None)
+            info.pop(key, None)
 
 
 def known_rows(conn: Connection) -> dict[Any, Any] | None:
@@ -231,26 +276,24 @@ def known_rows(conn: Connection) -> dict[Any, Any] | None:
 
 
 def before_flush(conn: Connection, fn: Callable[[Connection], None]) -> None:
-    """Inside ``deferring``: run ``fn`` once when ``flush_deferred`` starts (it may defer
+    """Inside ``deferring``: run ``fn`` once when ``deferred_sql`` starts (it may defer
     writes of its own)."""
     conn.info[_BEFORE_FLUSH][fn] = None
 
 
-def flush_deferred(conn: Connection) -> None:
-    """Run the deferred writes: the rows of a statement with a form for many rows (``Many``)
-    as one statement; the others in one ``executemany`` each. Either way one statement's
-    messages for all of its rows, which go out in the pipeline the caller holds (PostgreSQL's
-    batch sends them with its COMMIT)."""
+def deferred_sql(conn: Connection, literals: Literals) -> list[str]:
+    """The deferred writes as statements with their values bound into the text: the
+    rows of a statement with a form for many rows (``Many``) as one statement, the others one
+    statement a row. The caller sends them, in order, with its COMMIT (PostgreSQL's batch)."""
     for fn in conn.info.get(_BEFORE_FLUSH) or ():
         fn(conn)
     pending: dict[Statement[Any], list[dict[str, Any]]] = conn.info.get(_DEFERRED) or {}
+    texts: list[str] = []
     for statement, rows in pending.items():
-        with _driver_cursor(conn) as cursor:
-            if statement.many is not None and len(rows) > 1:
-                compiled = statement.compiled_many(conn.dialect)
-                arrays = {name: [row[name] for row in rows] for name in statement.many.params}
-                cursor.execute(compiled.text, compiled.bind(arrays))
-            else:
-                compiled = statement.compiled(conn.dialect)
-                cursor.executemany(compiled.text, [compiled.bind(p) for p in rows])
+        if statement.many is not None:
+            texts.append(statement.many_text(conn.dialect).sql(rows, literals))
+        else:
+            compiled = statement.compiled(conn.dialect)
+            texts.extend(literals.bind(compiled.text, compiled.bind(row)) for row in rows)
     pending.clear()
+    return texts

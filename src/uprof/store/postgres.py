@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import select
 import time
 import zlib
@@ -11,12 +12,14 @@ from typing import Any, TypeVar
 
 import psycopg
 from anyio import CapacityLimiter, to_thread
-from psycopg.pq import TransactionStatus
+from psycopg.adapt import Transformer
+from psycopg.pq import DiagnosticField, Escaping, ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
-from uprof.store.compiled import Batch, Lateral, Query, Statement, deferring, flush_deferred
+from uprof.store.compiled import Batch, Lateral, Query, Statement, deferred_sql, deferring
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
 from uprof.store.profiles import lock_profiles
@@ -150,11 +153,105 @@ def _loses_the_transaction(e: BaseException) -> bool:
 # transaction itself, in the round trips it makes anyway. BEGIN goes with the locking read (one
 # simple-protocol message of two statements) or, in a batch that locks nothing and ran no
 # statement before its end (new profiles), with the flush; the flush and COMMIT go out as one
-# pipeline. A batch of creates is one round trip, a batch of updates two.
+# simple-protocol message too, the rows' values bound into its text by psycopg's own quoting.
+# A batch of creates is one round trip, a batch of updates two.
 
 
 def _status(raw: psycopg.Connection[Any]) -> TransactionStatus:
     return TransactionStatus(raw.pgconn.transaction_status)
+
+
+def _simple(raw: psycopg.Connection[Any], sql: str) -> list[PGresult]:
+    """Send ``sql`` (statements with their values bound into the text) as one simple-protocol
+    message and wait for its results, with the GIL released while waiting, as psycopg waits.
+    Raises the first statement's error as psycopg's exception of its SQLSTATE.
+
+    psycopg's cursor costs ~30 µs of this process's CPU a statement beyond libpq's own work
+    (measured: ``SELECT 1`` 50 µs through ``execute``, 16 µs so), and its pipeline more: a
+    batch's two messages go through libpq directly (psycopg's documented ``pq`` layer)."""
+    pgconn = raw.pgconn
+    pgconn.send_query(sql.encode(raw.info.encoding))
+    while pgconn.flush():  # 1: not all sent yet (the connection is non-blocking)
+        select.select([], [pgconn.socket], [])
+    results: list[PGresult] = []
+    while True:
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        results.append(result)
+    for result in results:
+        if result.status not in _STATEMENT_OK:
+            raise _error_of(result, raw.info.encoding)
+    return results
+
+
+_STATEMENT_OK = (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
+
+
+def _error_of(result: PGresult, encoding: str) -> psycopg.Error:
+    message = (result.error_message or b"").decode(encoding, "replace").strip()
+    code = result.error_field(DiagnosticField.SQLSTATE)
+    if result.status != ExecStatus.FATAL_ERROR or code is None:
+        return psycopg.InterfaceError(f"unexpected result {result.status!r}: {message}")
+    try:
+        cls = psycopg.errors.lookup(code.decode("ascii"))
+    except KeyError:
+        cls = psycopg.DatabaseError
+    return cls(message)
+
+
+def _rows(raw: psycopg.Connection[Any], result: PGresult) -> list[tuple[Any, ...]]:
+    """A result's rows as psycopg's loaders make them (``fetchall``'s tuples)."""
+    loader = Transformer(raw)
+    loader.set_pgresult(result)
+    return loader.load_rows(0, result.ntuples, tuple)
+
+
+class _Literals:
+    """Values as SQL literals for one connection: text quoted by libpq itself
+    (``PQescapeLiteral``, through psycopg's documented ``pq`` layer: right for the connection's
+    encoding and ``standard_conforming_strings``), numbers and NULL as such, a list as
+    ``ARRAY[...]``; any other value as psycopg's client-side binding renders it.
+
+    psycopg's own binding (``ClientCursor.mogrify``) parses a statement's placeholders and
+    adapts every value in Python: measured, 8-10 µs a row of a new profile, against 1.7 µs so;
+    a list of ids 59 µs, against 8."""
+
+    __slots__ = ("_encoding", "_escape", "_mogrify")
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self._escape = Escaping(raw.pgconn).escape_literal
+        self._encoding = raw.info.encoding
+        self._mogrify = psycopg.ClientCursor(raw).mogrify
+
+    def literal(self, value: Any) -> str:
+        if isinstance(value, str):
+            if "\x00" in value:  # as psycopg refuses it: text cannot hold NUL
+                raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+            return self._escape(value.encode(self._encoding)).decode(self._encoding)
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value) if value >= 0 else f" {value}"  # never "--", a comment
+        if isinstance(value, list) and value:
+            return "ARRAY[" + ", ".join([self.literal(v) for v in value]) + "]"
+        return self._mogrify("%s", [value])
+
+    def bind(self, text: str, params: dict[str, Any]) -> str:
+        def placeholder(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return "%" if name is None else self.literal(params[name])
+
+        return _PLACEHOLDER.sub(placeholder, text)
+
+
+# psycopg's paramstyle, as SQLAlchemy compiles for it: ``%(name)s``, and ``%%`` for ``%``.
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|%)")
 
 
 def _opening(raw: psycopg.Connection[Any]) -> Callable[[Connection, Query[T]], T]:
@@ -163,25 +260,22 @@ def _opening(raw: psycopg.Connection[Any]) -> Callable[[Connection, Query[T]], T
     def run_first(conn: Connection, query: Query[T]) -> T:
         text, params = query.sql(conn.dialect)
         raw.autocommit = True  # the transaction is uprof's own from here to its COMMIT
-        with psycopg.ClientCursor(raw) as cursor:
-            cursor.execute("BEGIN; " + text, params)
-            cursor.nextset()
-            return query.statement.result(cursor.fetchall())
+        results = _simple(raw, "BEGIN;\n" + _Literals(raw).bind(text, params))
+        return query.statement.result(_rows(raw, results[-1]))
 
     return run_first
 
 
 def _flush_and_commit(conn: Connection, raw: psycopg.Connection[Any]) -> None:
-    """The deferred writes and the COMMIT in one pipeline (and the BEGIN, if nothing opened the
+    """The deferred writes and the COMMIT in one message (and the BEGIN, if nothing opened the
     transaction yet)."""
     opened = _status(raw) != TransactionStatus.IDLE
     if not opened:
         raw.autocommit = True
-    with raw.pipeline():
-        if not opened:
-            raw.execute("BEGIN")
-        flush_deferred(conn)
-        raw.execute("COMMIT")
+    statements = [] if opened else ["BEGIN"]
+    statements += deferred_sql(conn, _Literals(raw))
+    statements.append("COMMIT")
+    _simple(raw, ";\n".join(statements))
 
 
 def _close(conn: Connection, raw: psycopg.Connection[Any]) -> None:

@@ -47,11 +47,12 @@ from uprof.store.compiled import (
     known_rows,
     run,
     unnested,
+    written,
 )
 from uprof.store.tables import user_profiles as t
 
 # A statement's parameter: ``bindparam`` for one read or row, a column of the relation of many
-# (``unnested``) for many of them.
+# (``unnested``, ``written``) for many of them.
 Param = Callable[[str], Any]
 
 _encode_doc = msgspec.json.Encoder().encode
@@ -121,7 +122,7 @@ def _column_type(name: str) -> Any:
 
 
 def _many_rows(params: tuple[str, ...]) -> Any:
-    return unnested(tuple((name, _column_type(name)) for name in params), name="written")
+    return written(tuple((name, _column_type(name)) for name in params))
 
 
 def _insert_many() -> Any:
