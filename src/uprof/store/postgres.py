@@ -153,7 +153,7 @@ def _loses_the_transaction(e: BaseException) -> bool:
 # transaction itself, in the round trips it makes anyway. BEGIN goes with the locking read (one
 # simple-protocol message of two statements) or, in a batch that locks nothing and ran no
 # statement before its end (new profiles), with the flush; the flush and COMMIT go out as one
-# simple-protocol message too, the rows' values bound into its text by psycopg's own quoting.
+# simple-protocol message too, the rows' values bound into its text as literals (O11).
 # A batch of creates is one round trip, a batch of updates two.
 
 
@@ -254,26 +254,28 @@ class _Literals:
 _PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|%)")
 
 
-def _opening(raw: psycopg.Connection[Any]) -> Callable[[Connection, Query[T]], T]:
+def _opening(
+    raw: psycopg.Connection[Any], literals: _Literals
+) -> Callable[[Connection, Query[T]], T]:
     """How the batch's first statement runs: after a BEGIN, in the same message."""
 
     def run_first(conn: Connection, query: Query[T]) -> T:
         text, params = query.sql(conn.dialect)
         raw.autocommit = True  # the transaction is uprof's own from here to its COMMIT
-        results = _simple(raw, "BEGIN;\n" + _Literals(raw).bind(text, params))
+        results = _simple(raw, "BEGIN;\n" + literals.bind(text, params))
         return query.statement.result(_rows(raw, results[-1]))
 
     return run_first
 
 
-def _flush_and_commit(conn: Connection, raw: psycopg.Connection[Any]) -> None:
+def _flush_and_commit(conn: Connection, raw: psycopg.Connection[Any], literals: _Literals) -> None:
     """The deferred writes and the COMMIT in one message (and the BEGIN, if nothing opened the
     transaction yet)."""
     opened = _status(raw) != TransactionStatus.IDLE
     if not opened:
         raw.autocommit = True
     statements = [] if opened else ["BEGIN"]
-    statements += deferred_sql(conn, _Literals(raw))
+    statements += deferred_sql(conn, literals)
     statements.append("COMMIT")
     _simple(raw, ";\n".join(statements))
 
@@ -297,10 +299,11 @@ def _run_together(
     ``lock_profiles``). None if a job or the flush failed: the batch is rolled back, and the
     replay finds the job at fault."""
     raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+    literals = _Literals(raw)  # the connection's quoting, for both of the batch's messages
     outcomes: list[tuple[Any, Any]] = []
     with conn.begin(), deferring(conn):
         try:
-            lock_profiles(conn, keys, _opening(raw))
+            lock_profiles(conn, keys, _opening(raw, literals))
             for fn in fns:
                 try:
                     result = fn(conn)
@@ -310,7 +313,7 @@ def _run_together(
                     return None
                 outcomes.append((result, None))
             try:
-                _flush_and_commit(conn, raw)
+                _flush_and_commit(conn, raw, literals)
             except Exception as e:
                 if _loses_the_transaction(e):
                     raise
