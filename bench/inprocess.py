@@ -104,9 +104,10 @@ def _ids(ids_path: Path, n: int) -> list[str]:
 @click.command()
 @click.option(
     "--store",
-    type=click.Path(path_type=Path, exists=True),
+    type=click.Path(path_type=Path),  # checked below: unused with --database-url
     default=Path("bench/.data/sqlite-1M.db"),
     show_default=True,
+    help="A loaded SQLite bench store (bench/load.py).",
 )
 @click.option(
     "--database-url",
@@ -114,7 +115,13 @@ def _ids(ids_path: Path, n: int) -> list[str]:
     help="Measure on this database instead of --store (e.g. a PostgreSQL bench store); "
     "ids from --ids.",
 )
-@click.option("--ids", "ids_file", type=click.Path(path_type=Path, exists=True), default=None)
+@click.option(
+    "--ids",
+    "ids_file",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="The store's ids, one a line (bench/.data/<backend>-<size>.ids; default: beside --store).",
+)
 @click.option("--n", type=int, default=5000, show_default=True)
 @click.option("--rounds", type=int, default=5, show_default=True)
 @click.option("--scenarios", default="get,list,create,update", show_default=True)
@@ -136,6 +143,12 @@ def main(
     profiled: str | None,
     render_cache_mib: int,
 ) -> None:
+    if database_url is None and not store.is_file():
+        raise click.BadParameter(
+            f"no store at {store} (load one with bench/load.py)", param_hint="--store"
+        )
+    if database_url is not None and ids_file is None:
+        raise click.BadParameter("a --database-url needs its store's --ids", param_hint="--ids")
     uvloop.install()
     settings = Settings(
         database_url=database_url or f"sqlite:///{store.resolve()}",
