@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import psycopg
 from anyio import CapacityLimiter, to_thread
 from psycopg.adapt import Transformer
-from psycopg.pq import DiagnosticField, Escaping, ExecStatus, TransactionStatus
+from psycopg.pq import Escaping, TransactionStatus
 from psycopg.pq.abc import PGresult
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, event, exc
@@ -22,6 +22,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from uprof.store.compiled import Batch, Lateral, Query, Statement, deferred_sql, deferring
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
+from uprof.store.pgreads import PLACEHOLDER, STATEMENT_OK, PreparedReads, error_of
 from uprof.store.profiles import lock_profiles
 
 T = TypeVar("T")
@@ -183,24 +184,9 @@ def _simple(raw: psycopg.Connection[Any], sql: str) -> list[PGresult]:
             break
         results.append(result)
     for result in results:
-        if result.status not in _STATEMENT_OK:
-            raise _error_of(result, raw.info.encoding)
+        if result.status not in STATEMENT_OK:
+            raise error_of(result, raw.info.encoding)
     return results
-
-
-_STATEMENT_OK = (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
-
-
-def _error_of(result: PGresult, encoding: str) -> psycopg.Error:
-    message = (result.error_message or b"").decode(encoding, "replace").strip()
-    code = result.error_field(DiagnosticField.SQLSTATE)
-    if result.status != ExecStatus.FATAL_ERROR or code is None:
-        return psycopg.InterfaceError(f"unexpected result {result.status!r}: {message}")
-    try:
-        cls = psycopg.errors.lookup(code.decode("ascii"))
-    except KeyError:
-        cls = psycopg.DatabaseError
-    return cls(message)
 
 
 def _rows(raw: psycopg.Connection[Any], result: PGresult) -> list[tuple[Any, ...]]:
@@ -247,11 +233,7 @@ class _Literals:
             name = match.group(1)
             return "%" if name is None else self.literal(params[name])
 
-        return _PLACEHOLDER.sub(placeholder, text)
-
-
-# psycopg's paramstyle, as SQLAlchemy compiles for it: ``%(name)s``, and ``%%`` for ``%``.
-_PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|%)")
+        return PLACEHOLDER.sub(placeholder, text)
 
 
 def _opening(
@@ -366,6 +348,7 @@ class PostgresDatabase:
         self._pool_size = pool_size
         self._query_pool_size = query_pool_size
         self._query_pool_of: tuple[asyncio.AbstractEventLoop, AsyncConnectionPool] | None = None
+        self._reads = PreparedReads()
         self._opening: asyncio.Lock | None = None
         self._opening_loop: asyncio.AbstractEventLoop | None = None
         self.engine = create_engine(
@@ -550,8 +533,7 @@ class PostgresDatabase:
         for attempt in (1, 2):
             try:
                 async with pool.connection() as conn:
-                    cursor = await conn.execute(text, params)
-                    return await cursor.fetchall()
+                    return await self._reads.fetch(conn, text, params)
             except PoolTimeout as e:
                 raise _storage_error(e) from e
             except (psycopg.OperationalError, psycopg.InterfaceError) as e:

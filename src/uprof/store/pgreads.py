@@ -1,0 +1,198 @@
+"""PostgreSQL reads on the event loop through libpq directly: prepared once per connection,
+values sent as text parameters, results loaded by psycopg's loaders.
+
+psycopg's asynchronous cursor costs this process ~45 µs of CPU a statement beyond libpq's own
+work (its query conversion, its prepared-statement bookkeeping, its waiting machinery,
+measured in ``docs/performance.md``, round 9), and a coalesced read is one statement per event
+loop iteration: that was a fifth of a GET's CPU at 1M profiles. The reads go through psycopg's
+documented ``pq`` layer instead, as the batches' writes do since O11, but in the extended
+protocol: each statement is parsed and planned by the server once per connection (what
+psycopg's automatic preparation gave, and a simple-protocol statement would lose), and its
+values travel as parameters, never in the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import weakref
+from typing import Any
+
+import psycopg
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.pq import DiagnosticField, ExecStatus
+from psycopg.pq.abc import PGconn, PGresult
+
+STATEMENT_OK = (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
+
+# psycopg's paramstyle, as SQLAlchemy compiles for it: ``%(name)s``, and ``%%`` for ``%``.
+PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|%)")
+
+
+def error_of(result: PGresult, encoding: str) -> psycopg.Error:
+    """A failed result as psycopg's exception of its SQLSTATE (what its cursor would raise)."""
+    message = (result.error_message or b"").decode(encoding, "replace").strip()
+    code = result.error_field(DiagnosticField.SQLSTATE)
+    if result.status != ExecStatus.FATAL_ERROR or code is None:
+        return psycopg.InterfaceError(f"unexpected result {result.status!r}: {message}")
+    try:
+        cls = psycopg.errors.lookup(code.decode("ascii"))
+    except KeyError:
+        cls = psycopg.DatabaseError
+    return cls(message)
+
+
+def numbered(text: str) -> tuple[str, tuple[str, ...]]:
+    """``text`` with its ``%(name)s`` placeholders as ``$1``, ``$2``, ... (a name used twice
+    is one parameter) and the names in the order of their numbers."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return PLACEHOLDER.sub(placeholder, text), tuple(names)
+
+
+class TextParams:
+    """Values in PostgreSQL's text input form, as bytes for libpq (None for NULL).
+
+    A parameter's type is the one the server infers from the statement (the casts SQLAlchemy
+    compiles), and the text form is read by that type's input function, so one form serves
+    every type: a number as its digits, text as itself, a list as an array literal with every
+    text element quoted (``array_in``'s rules: a backslash escapes the next character). Any
+    other value is rendered by psycopg's own text dumper."""
+
+    __slots__ = ("_encoding", "_transformer")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._encoding = conn.info.encoding
+        self._transformer = Transformer(conn)
+
+    def param(self, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return self._text(value).encode(self._encoding)
+        if isinstance(value, list):
+            return ("{" + ",".join([self._element(v) for v in value]) + "}").encode(self._encoding)
+        if isinstance(value, bool):
+            return b"t" if value else b"f"
+        if isinstance(value, int):
+            return str(value).encode("ascii")
+        dumped = self._transformer.get_dumper(value, PyFormat.TEXT).dump(value)
+        return None if dumped is None else bytes(dumped)
+
+    def _element(self, value: Any) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str):
+            return '"' + self._text(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        raise TypeError(f"no array element form for {type(value).__name__}")
+
+    @staticmethod
+    def _text(value: str) -> str:
+        if "\x00" in value:  # as psycopg refuses it: text cannot hold NUL
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return value
+
+
+class _Prepared:
+    """What one connection has prepared: statement text -> (its name, its parameters)."""
+
+    __slots__ = ("params", "statements")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.statements: dict[str, tuple[bytes, tuple[str, ...]]] = {}
+        self.params = TextParams(conn)
+
+
+class PreparedReads:
+    """Runs read statements on pooled asynchronous connections, each prepared on a connection
+    the first time it runs there."""
+
+    def __init__(self) -> None:
+        self._of: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], _Prepared] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def fetch(
+        self, conn: psycopg.AsyncConnection[Any], text: str, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """``text``'s rows for ``params``, as ``fetchall`` would give them."""
+        prepared = self._of.get(conn)
+        if prepared is None:
+            prepared = self._of[conn] = _Prepared(conn)
+        pgconn = conn.pgconn
+        encoding = conn.info.encoding
+        found = prepared.statements.get(text)
+        if found is None:
+            sql, names = numbered(text)
+            # The names are uprof's own (psycopg's start with "_pg3_"): no collision.
+            name = f"uprof_{len(prepared.statements)}".encode("ascii")
+            pgconn.send_prepare(name, sql.encode(encoding))
+            _check(await _results(pgconn), encoding)
+            found = prepared.statements[text] = (name, names)
+        name, names = found
+        values = [prepared.params.param(params[n]) for n in names]
+        pgconn.send_query_prepared(name, values)
+        result = _check(await _results(pgconn), encoding)[-1]
+        loader = Transformer(conn)
+        loader.set_pgresult(result)
+        return loader.load_rows(0, result.ntuples, tuple)
+
+
+def _check(results: list[PGresult], encoding: str) -> list[PGresult]:
+    for result in results:
+        if result.status not in STATEMENT_OK:
+            raise error_of(result, encoding)
+    if not results:
+        raise psycopg.InterfaceError("the server sent no result")
+    return results
+
+
+async def _results(pgconn: PGconn) -> list[PGresult]:
+    """Send what libpq holds and collect every result of the command, waiting on the event
+    loop for the socket (psycopg's connections are non-blocking)."""
+    loop = asyncio.get_running_loop()
+    fd = pgconn.socket
+    while pgconn.flush():  # 1: not all sent yet
+        await _ready(loop, fd, write=True)
+    results: list[PGresult] = []
+    while True:
+        while pgconn.is_busy():
+            await _ready(loop, fd, write=False)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            return results
+        results.append(result)
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> None:
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    if write:
+        loop.add_writer(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_writer(fd)
+    else:
+        loop.add_reader(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
