@@ -212,7 +212,11 @@ def test_a_connection_lost_before_the_commit_fails_the_batch_as_overloaded_and_w
     COMMIT: that message fails at once (no hang), every write of the batch is a 529 and none
     is stored, and the next batch runs on a new connection."""
     db, table = pg
-    admin = psycopg.connect(db.url.replace("postgresql+psycopg://", "postgresql://"))
+    # Autocommit: inside one transaction pg_stat_activity keeps the snapshot its first read took,
+    # and the wait below would see the ended session forever (a flaky 10 s).
+    admin = psycopg.connect(
+        db.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    )
 
     def ends_its_session(conn: Connection) -> str:
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
