@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -181,3 +183,19 @@ def test_mmap_setting_is_checked() -> None:
     with pytest.MonkeyPatch.context() as m:
         m.setenv("UPROF_SQLITE_MMAP_MIB", "64")
         assert settings_from_env().sqlite_mmap_mib == 64
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads have their own priority on Linux")
+def test_checkpoints_run_at_the_lowest_priority_and_nothing_else_does(db: SqliteDatabase) -> None:
+    """The checkpoint thread is niced: it must not preempt the event loop on its core."""
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert asyncio.run(_together(db, *(_put(f"n{i}") for i in range(50)))) == [
+        f"n{i}" for i in range(50)
+    ]
+    (checkpointer,) = [t for t in threading.enumerate() if t.name == "uprof-sqlite-checkpoint"]
+    assert checkpointer.native_id is not None
+    deadline = time.monotonic() + 5  # the thread lowers its own priority as it starts
+    while os.getpriority(os.PRIO_PROCESS, checkpointer.native_id) != 19:
+        assert time.monotonic() < deadline, "the checkpoint thread was not niced"
+        time.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
