@@ -1,10 +1,10 @@
 """PostgreSQL reads on the event loop through libpq directly: prepared once per connection,
 values sent as text parameters, results loaded by psycopg's loaders.
 
-psycopg's asynchronous cursor costs this process ~45 µs of CPU a statement beyond libpq's own
-work (its query conversion, its prepared-statement bookkeeping, its waiting machinery,
-measured in ``docs/performance.md``, round 9), and a coalesced read is one statement per event
-loop iteration: that was a fifth of a GET's CPU at 1M profiles. The reads go through psycopg's
+psycopg's asynchronous cursor cost this process 60-110 µs of CPU more a coalesced read than
+libpq alone (its query conversion, its prepared-statement bookkeeping, its waiting machinery;
+measured in ``docs/performance.md``, round 9), and every loop iteration that reads makes at
+least one such statement. The reads go through psycopg's
 documented ``pq`` layer instead, as the batches' writes do since O11, but in the extended
 protocol: each statement is parsed and planned by the server once per connection (what
 psycopg's automatic preparation gave, and a simple-protocol statement would lose), and its
