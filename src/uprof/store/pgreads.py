@@ -42,6 +42,27 @@ def error_of(result: PGresult, encoding: str) -> psycopg.Error:
     return cls(message)
 
 
+def raise_failed(results: list[PGresult], encoding: str) -> None:
+    """Raise the first failed result of a command as psycopg's exception of its SQLSTATE."""
+    for result in results:
+        if result.status not in STATEMENT_OK:
+            raise error_of(result, encoding)
+
+
+def rows_of(conn: psycopg.BaseConnection[Any], result: PGresult) -> list[tuple[Any, ...]]:
+    """A result's rows as psycopg's loaders for ``conn`` make them (``fetchall``'s tuples)."""
+    loader = Transformer(conn)
+    loader.set_pgresult(result)
+    return loader.load_rows(0, result.ntuples, tuple)
+
+
+def refuse_nul(value: str) -> str:
+    """``value``, or psycopg's own error for a text holding NUL (PostgreSQL's text cannot)."""
+    if "\x00" in value:
+        raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    return value
+
+
 def numbered(text: str) -> tuple[str, tuple[str, ...]]:
     """``text`` with its ``%(name)s`` placeholders as ``$1``, ``$2``, ... (a name used twice
     is one parameter) and the names in the order of their numbers."""
@@ -69,15 +90,15 @@ class TextParams:
 
     __slots__ = ("_encoding", "_transformer")
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._encoding = conn.info.encoding
+    def __init__(self, conn: psycopg.AsyncConnection[Any], encoding: str) -> None:
+        self._encoding = encoding
         self._transformer = Transformer(conn)
 
     def param(self, value: Any) -> bytes | None:
         if value is None:
             return None
         if isinstance(value, str):
-            return self._text(value).encode(self._encoding)
+            return refuse_nul(value).encode(self._encoding)
         if isinstance(value, list):
             return ("{" + ",".join([self._element(v) for v in value]) + "}").encode(self._encoding)
         if isinstance(value, bool):
@@ -95,24 +116,21 @@ class TextParams:
         if isinstance(value, int):
             return str(value)
         if isinstance(value, str):
-            return '"' + self._text(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return '"' + refuse_nul(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
         raise TypeError(f"no array element form for {type(value).__name__}")
-
-    @staticmethod
-    def _text(value: str) -> str:
-        if "\x00" in value:  # as psycopg refuses it: text cannot hold NUL
-            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
-        return value
 
 
 class _Prepared:
-    """What one connection has prepared: statement text -> (its name, its parameters)."""
+    """What one connection has prepared (statement text -> its name and its parameters), its
+    encoding (read once: ``conn.info.encoding`` asks libpq every time) and its parameters'
+    forms."""
 
-    __slots__ = ("params", "statements")
+    __slots__ = ("encoding", "params", "statements")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.statements: dict[str, tuple[bytes, tuple[str, ...]]] = {}
-        self.params = TextParams(conn)
+        self.encoding = conn.info.encoding
+        self.params = TextParams(conn, self.encoding)
 
 
 class PreparedReads:
@@ -132,7 +150,7 @@ class PreparedReads:
         if prepared is None:
             prepared = self._of[conn] = _Prepared(conn)
         pgconn = conn.pgconn
-        encoding = conn.info.encoding
+        encoding = prepared.encoding
         found = prepared.statements.get(text)
         if found is None:
             sql, names = numbered(text)
@@ -145,15 +163,11 @@ class PreparedReads:
         values = [prepared.params.param(params[n]) for n in names]
         pgconn.send_query_prepared(name, values)
         result = _check(await _results(pgconn), encoding)[-1]
-        loader = Transformer(conn)
-        loader.set_pgresult(result)
-        return loader.load_rows(0, result.ntuples, tuple)
+        return rows_of(conn, result)
 
 
 def _check(results: list[PGresult], encoding: str) -> list[PGresult]:
-    for result in results:
-        if result.status not in STATEMENT_OK:
-            raise error_of(result, encoding)
+    raise_failed(results, encoding)
     if not results:
         raise psycopg.InterfaceError("the server sent no result")
     return results
@@ -185,14 +199,11 @@ async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> No
             ready.set_result(None)
 
     if write:
-        loop.add_writer(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
+        add, remove = loop.add_writer, loop.remove_writer
     else:
-        loop.add_reader(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
+        add, remove = loop.add_reader, loop.remove_reader
+    add(fd, wake)
+    try:
+        await ready
+    finally:
+        remove(fd)

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from anyio import CapacityLimiter, to_thread
-from psycopg.adapt import Transformer
 from psycopg.pq import Escaping, TransactionStatus
 from psycopg.pq.abc import PGresult
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -22,7 +21,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from uprof.store.compiled import Batch, Lateral, Query, Statement, deferred_sql, deferring
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
-from uprof.store.pgreads import PLACEHOLDER, STATEMENT_OK, PreparedReads, error_of
+from uprof.store.pgreads import PLACEHOLDER, PreparedReads, raise_failed, refuse_nul, rows_of
 from uprof.store.profiles import lock_profiles
 
 T = TypeVar("T")
@@ -183,17 +182,8 @@ def _simple(raw: psycopg.Connection[Any], sql: str) -> list[PGresult]:
         if result is None:
             break
         results.append(result)
-    for result in results:
-        if result.status not in STATEMENT_OK:
-            raise error_of(result, raw.info.encoding)
+    raise_failed(results, raw.info.encoding)
     return results
-
-
-def _rows(raw: psycopg.Connection[Any], result: PGresult) -> list[tuple[Any, ...]]:
-    """A result's rows as psycopg's loaders make them (``fetchall``'s tuples)."""
-    loader = Transformer(raw)
-    loader.set_pgresult(result)
-    return loader.load_rows(0, result.ntuples, tuple)
 
 
 class _Literals:
@@ -215,9 +205,7 @@ class _Literals:
 
     def literal(self, value: Any) -> str:
         if isinstance(value, str):
-            if "\x00" in value:  # as psycopg refuses it: text cannot hold NUL
-                raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
-            return self._escape(value.encode(self._encoding)).decode(self._encoding)
+            return self._escape(refuse_nul(value).encode(self._encoding)).decode(self._encoding)
         if value is None:
             return "NULL"
         if isinstance(value, bool):
@@ -245,7 +233,7 @@ def _opening(
         text, params = query.sql(conn.dialect)
         raw.autocommit = True  # the transaction is uprof's own from here to its COMMIT
         results = _simple(raw, "BEGIN;\n" + literals.bind(text, params))
-        return query.statement.result(_rows(raw, results[-1]))
+        return query.statement.result(rows_of(raw, results[-1]))
 
     return run_first
 
