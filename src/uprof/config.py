@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the API's documented limit for standard endpoints
-# Reads map the SQLite file (docs/decisions.md O6); most builds cap the mapping at 2 GiB.
-DEFAULT_SQLITE_MMAP_MIB = 2048
+# Reads map the SQLite file (docs/decisions.md O6): up to 64 GiB of it, the whole of any store
+# uprof expects, where the SQLite library allows (O14; a build that caps the mapping at 2 GiB,
+# as Debian's does, maps that much).
+DEFAULT_SQLITE_MMAP_MIB = 65536
 # What the views' JSON of stored profiles may hold in memory, per process (uprof.http.rendered).
 DEFAULT_RENDER_CACHE_MIB = 16
 # The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes.

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
+import platform
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection
 
+from uprof.config import DEFAULT_SQLITE_MMAP_MIB
 from uprof.domain.errors import NotFound, Overloaded
 from uprof.store.sqlite import SqliteDatabase
+
+# The library the server uses: another copy of SQLite in this process would not see its locks.
+from uprof.store.sqlite_driver import dbapi as sqlite3
 
 
 @pytest.fixture
@@ -118,7 +123,7 @@ def test_a_write_from_another_connection_is_seen_in_the_next_iteration(
         other.close()
 
 
-def _hold_write_lock(path: Path) -> sqlite3.Connection:
+def _hold_write_lock(path: Path) -> Any:
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     return holder
@@ -160,16 +165,60 @@ def test_acknowledged_writes_are_in_the_file(tmp_path: Path, synchronous: str) -
     database.close()
 
 
-@pytest.mark.parametrize("mib", [0, 16])
+def _max_mmap_bytes() -> int:
+    """The largest mapping the SQLite library in use allows (SQLITE_MAX_MMAP_SIZE)."""
+    options = [row[0] for row in sqlite3.connect(":memory:").execute("PRAGMA compile_options")]
+    cap = next(o.split("=", 1)[1] for o in options if o.startswith("MAX_MMAP_SIZE="))
+    return int(cap, 0)
+
+
+@pytest.mark.parametrize("mib", [0, 16, DEFAULT_SQLITE_MMAP_MIB])
 def test_every_connection_maps_as_configured(tmp_path: Path, mib: int) -> None:
     database = SqliteDatabase(f"sqlite:///{tmp_path / 'm.sqlite'}", mmap_mib=mib)
+    expected = min(mib << 20, _max_mmap_bytes())
     try:
         database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT)"))
         pragma = "PRAGMA mmap_size"
-        assert database.read_sync(lambda c: c.exec_driver_sql(pragma).scalar()) == mib << 20
-        assert database.write_sync(lambda c: c.exec_driver_sql(pragma).scalar()) == mib << 20
+        assert database.read_sync(lambda c: c.exec_driver_sql(pragma).scalar()) == expected
+        assert database.write_sync(lambda c: c.exec_driver_sql(pragma).scalar()) == expected
     finally:
         database.close()
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and platform.machine() == "x86_64"),
+    reason="pysqlite3-binary is installed on Linux x86-64 only",
+)
+def test_linux_x86_64_runs_the_bundled_sqlite_that_maps_a_whole_store() -> None:
+    """decisions O14: the server's SQLite is pysqlite3-binary's, not the distribution's, so the
+    default mapping covers a store past 2 GiB and statements have their lookaside memory."""
+    assert sqlite3.__name__ == "pysqlite3.dbapi2"
+    assert tuple(int(p) for p in sqlite3.sqlite_version.split(".")) >= (3, 45)
+    assert _max_mmap_bytes() >= DEFAULT_SQLITE_MMAP_MIB << 20 > 2 << 30
+    options = {row[0] for row in sqlite3.connect(":memory:").execute("PRAGMA compile_options")}
+    assert "OMIT_LOOKASIDE" not in options
+
+
+def test_a_deleted_row_leaves_no_bytes_in_the_files(tmp_path: Path) -> None:
+    """secure_delete (O14): what a delete removed is overwritten, in the WAL and, after a
+    checkpoint, in the database file, not left in free space until reused."""
+    path = tmp_path / "d.sqlite"
+    database = SqliteDatabase(f"sqlite:///{path}")
+    marker = "gone-" + "x" * 40
+    try:
+        database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT, v TEXT)"))
+        database.write_sync(
+            lambda c: c.exec_driver_sql("INSERT INTO t VALUES ('a', ?), ('b', 'kept')", (marker,))
+        )
+        database.read_sync(lambda c: c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all())
+        assert marker.encode() in path.read_bytes()
+        database.write_sync(lambda c: c.exec_driver_sql("DELETE FROM t WHERE k = 'a'"))
+        database.read_sync(lambda c: c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all())
+    finally:
+        database.close()
+    assert b"kept" in path.read_bytes()
+    for file in tmp_path.iterdir():
+        assert marker.encode() not in file.read_bytes(), file.name
 
 
 def test_mmap_setting_is_checked() -> None:
@@ -199,3 +248,16 @@ def test_checkpoints_run_at_the_lowest_priority_and_nothing_else_does(db: Sqlite
         assert time.monotonic() < deadline, "the checkpoint thread was not niced"
         time.sleep(0.01)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
+
+
+def test_without_the_bundled_sqlite_the_standard_library_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where pysqlite3-binary is not installed (not Linux x86-64), Python's own sqlite3."""
+    import sqlite3 as standard
+
+    from uprof.store import sqlite_driver
+
+    monkeypatch.setitem(sys.modules, "pysqlite3", None)
+    monkeypatch.setitem(sys.modules, "pysqlite3.dbapi2", None)
+    assert sqlite_driver._load() is standard

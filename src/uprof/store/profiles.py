@@ -313,6 +313,14 @@ def _after(key: Any, descending: bool, param: Param) -> Any:
     return bound < mark if descending else bound > mark
 
 
+def _limit(param: Param) -> Any:
+    """A page's LIMIT, bound as ``n + 0`` rather than ``n``: SQLite 3.45 and later read a
+    LIMIT that is a bare parameter while planning, and then prepare the statement again every
+    time it is bound (+3 us of a page's ~20 us of SQL, measured with SQLite 3.51); an
+    expression is not read so. PostgreSQL plans the two alike."""
+    return param("n") + literal_column("0")
+
+
 def _scan_statement(
     order_by: str, descending: bool, start: str, param: Param = bindparam, keys: bool = False
 ) -> Select[Any]:
@@ -326,7 +334,7 @@ def _scan_statement(
         q = select(*((t.c.doc, t.c.created_at, t.c.id) if keys else (t.c.doc,))).where(org)
         if start != "first":
             q = q.where(_after(t.c.created_at, descending, param))
-        return _ordered(q, t.c.created_at, descending).limit(param("n"))
+        return _ordered(q, t.c.created_at, descending).limit(_limit(param))
 
     seg: Any = literal_column("seg")
     columns = (t.c.doc, t.c.id, t.c.name_key)
@@ -335,20 +343,20 @@ def _scan_statement(
         nameless = nameless.where(
             t.c.id < param("after_id") if descending else t.c.id > param("after_id")
         )
-    nameless = nameless.order_by(t.c.id.desc() if descending else t.c.id.asc()).limit(param("n"))
+    nameless = nameless.order_by(t.c.id.desc() if descending else t.c.id.asc()).limit(_limit(param))
     if start == "nameless":
         return nameless
     named = select(*columns, literal(0).label("seg")).where(org, t.c.name_key.is_not(None))
     if start == "named":
         named = named.where(_after(t.c.name_key, descending, param))
-    named = _ordered(named, t.c.name_key, descending).limit(param("n"))
+    named = _ordered(named, t.c.name_key, descending).limit(_limit(param))
     if keys:  # in the form for many reads, the branches refer to the reads' relation outside
         named, nameless = named.correlate_except(t), nameless.correlate_except(t)
     both = union_all(select(named.subquery()), select(nameless.subquery())).subquery()
     key = both.c.name_key.desc() if descending else both.c.name_key.asc()
     row_id = both.c.id.desc() if descending else both.c.id.asc()
     shown = (both.c.doc, both.c.seg, both.c.name_key, both.c.id) if keys else (both.c.doc,)
-    return select(*shown).order_by(seg, key, row_id).limit(param("n"))
+    return select(*shown).order_by(seg, key, row_id).limit(_limit(param))
 
 
 # Each order's sort keys, as a scan with ``keys`` names them, and whether each follows the

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
+from uprof.store import sqlite_driver as driver
 from uprof.store.compiled import Query
 from uprof.store.database import log, settle, spawn, sqlite_path
 from uprof.store.database import storage_error as _storage_error
@@ -61,7 +61,10 @@ class SqliteDatabase:
 
     def _engine(self, poolclass: Any, *, begin: str | None) -> Engine:
         engine = create_engine(
-            self.url, poolclass=poolclass, connect_args={"check_same_thread": False}
+            self.url,
+            module=driver.dbapi,
+            poolclass=poolclass,
+            connect_args={"check_same_thread": False},
         )
 
         @event.listens_for(engine, "connect")
@@ -72,6 +75,9 @@ class SqliteDatabase:
             cur.execute(f"PRAGMA synchronous={self._synchronous}")
             cur.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             cur.execute("PRAGMA foreign_keys=ON")
+            # A deleted profile's bytes are overwritten in the file, not left in free space
+            # until reused: what Debian's build does by default, made explicit (O14).
+            cur.execute("PRAGMA secure_delete=ON")
             # Reads from a mapping of the file instead of a pread() and a copy per page
             # (docs/decisions.md O6); 0 turns it off.
             cur.execute(f"PRAGMA mmap_size={self._mmap_bytes}")
@@ -104,7 +110,7 @@ class SqliteDatabase:
         conn = self._conn()
         try:
             return fn(conn)
-        except (exc.OperationalError, sqlite3.OperationalError) as e:
+        except (exc.OperationalError, driver.OperationalError) as e:
             raise _storage_error(e) from e
         finally:
             if conn.in_transaction():
@@ -128,7 +134,7 @@ class SqliteDatabase:
         compiled = statement.compiled(self._dialect)
         try:
             rows = self._local.cursor.execute(compiled.text, compiled.bind(query.params)).fetchall()
-        except sqlite3.OperationalError as e:
+        except driver.OperationalError as e:
             self._end_snapshot(conn)
             raise _storage_error(e) from e
         return statement.result(rows)
@@ -146,7 +152,7 @@ class SqliteDatabase:
         conn, _raw = self._snapshot()
         try:
             return fn(conn)
-        except (exc.OperationalError, sqlite3.OperationalError) as e:
+        except (exc.OperationalError, driver.OperationalError) as e:
             self._end_snapshot(conn)
             raise _storage_error(e) from e
 
@@ -165,7 +171,7 @@ class SqliteDatabase:
             try:
                 with conn.begin():
                     return fn(conn)
-            except (exc.OperationalError, sqlite3.OperationalError) as e:
+            except (exc.OperationalError, driver.OperationalError) as e:
                 raise _storage_error(e) from e
 
     # --- group commit ---------------------------------------------------------------------------
@@ -226,8 +232,8 @@ class SqliteDatabase:
                 try:
                     raw.execute("BEGIN IMMEDIATE")
                     return conn
-                except sqlite3.OperationalError as e:
-                    if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or (
+                except driver.OperationalError as e:
+                    if e.sqlite_errorcode != driver.SQLITE_BUSY or (
                         wait and time.monotonic() >= deadline
                     ):
                         raise
@@ -248,7 +254,7 @@ class SqliteDatabase:
             # Usually free (one process, one loop): taken here without a thread hop.
             conn = self._begin(wait=False) or await loop.run_in_executor(None, self._begin, True)
             assert conn is not None
-        except (exc.DBAPIError, sqlite3.Error) as e:
+        except (exc.DBAPIError, driver.Error) as e:
             busy = _storage_error(e)
             settle((future, None, busy) for _fn, future in batch)
             return
@@ -271,7 +277,7 @@ class SqliteDatabase:
             with contextlib.suppress(Exception):
                 raw.execute("ROLLBACK")  # type: ignore[union-attr]
             failure: BaseException = e
-            if isinstance(e, (exc.DBAPIError, sqlite3.Error)):
+            if isinstance(e, (exc.DBAPIError, driver.Error)):
                 failure = _storage_error(e)
             else:
                 log.exception("write batch failed")
@@ -303,7 +309,7 @@ class SqliteDatabase:
                 if savepoints:
                     raw.execute("ROLLBACK TO uprof_job")
                     raw.execute("RELEASE uprof_job")
-                elif raw.total_changes != changes or isinstance(e, (sqlite3.Error, exc.DBAPIError)):
+                elif raw.total_changes != changes or isinstance(e, (driver.Error, exc.DBAPIError)):
                     return None  # it wrote, or a statement of it failed part-way: undo
                 outcomes.append((future, None, e))
             else:
@@ -362,10 +368,10 @@ class _Checkpointer:
             while not self._stopping.wait(self._interval):
                 try:
                     raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as e:  # busy or failing disk: the next pass tries again
+                except driver.Error as e:  # busy or failing disk: the next pass tries again
                     log.warning("checkpoint failed: %s", e)
             # A last pass on the way out, so a stopped server leaves a short WAL behind.
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(driver.Error):
                 raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def stop(self) -> None:
