@@ -62,6 +62,13 @@ def summary_line(scenario: str, a: list[float], b: list[float]) -> str:
     show_default=True,
     help="The src/ directory of the build measured (B).",
 )
+@click.option(
+    "--before-arg",
+    "before_args",
+    multiple=True,
+    help="An argument of A's `uprof serve` (repeat it), e.g. --before-arg=--sqlite-mmap-mib=0.",
+)
+@click.option("--after-arg", "after_args", multiple=True, help="The same for B.")
 @click.option("--postgres", is_flag=True, help="Serve a PostgreSQL store instead of SQLite.")
 @click.option("--size", default="1k", show_default=True, help="Profiles in the store.")
 @click.option("--scenarios", default="create,update", show_default=True)
@@ -74,6 +81,8 @@ def summary_line(scenario: str, a: list[float], b: list[float]) -> str:
 def main(
     before_src: Path,
     after_src: Path,
+    before_args: tuple[str, ...],
+    after_args: tuple[str, ...],
     postgres: bool,
     size: str,
     scenarios: str,
@@ -113,13 +122,14 @@ def main(
     click.echo(f"{pin.note}; both builds on the server's core, one of them driven at a time")
     logs = RESULTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-ab-logs"
     builds = {"A": before_src.resolve(), "B": after_src.resolve()}
+    extra = {"A": list(before_args), "B": list(after_args)}
     for name, src in builds.items():
-        click.echo(f"{name}: {src}")
+        click.echo(f"{name}: {src} {' '.join(extra[name])}".rstrip())
     with contextlib.ExitStack() as servers:
         urls: dict[str, str] = {}
         for name, src in builds.items():
             port = free_port()
-            cmd = uprof_cmd(port, 1, pin, loaded.database_url, "FULL", [])
+            cmd = uprof_cmd(port, 1, pin, loaded.database_url, "FULL", extra[name])
             env = server_env(src=src)
             server = servers.enter_context(
                 start_server(name, cmd, env, logs / f"uprof-{name}.log", port)

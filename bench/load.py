@@ -266,6 +266,21 @@ def reset(loaded: Loaded) -> int:
         engine.dispose()
 
 
+def count(loaded: Loaded) -> int:
+    """How many profiles the store's organization holds now."""
+    engine = create_engine(normalize_url(loaded.database_url))
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM user_profiles WHERE org_id = :o"),
+                    {"o": loaded.org_id},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def load(n: int, *, postgres: bool, data_dir: Path = DEFAULT_DATA_DIR) -> Loaded:
     return load_postgres(n, data_dir) if postgres else load_sqlite(n, data_dir)
 

@@ -23,7 +23,6 @@ import platform
 import re
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,8 @@ from bench.common import (
     parse_size,
     size_label,
 )
-from bench.load import Loaded, load, reset
+from bench.load import Loaded, count, load, reset
+from uprof.store.sqlite_driver import dbapi as driver
 
 SCENARIOS = ("get", "list", "create", "update")
 # Throughput as a fraction of the baseline's, and p99, each scenario must reach (issue 3).
@@ -96,7 +96,8 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
+        # The SQLite uprof serves with (its own library where installed, decisions O14).
+        "sqlite": f"{driver.sqlite_version} ({driver.__name__})",
         "wrk": wrk_version,
     }
 
@@ -144,7 +145,11 @@ def plan_pinning(workers: int) -> Pinning:
 def prewarm(database_url: str) -> None:
     """Read a SQLite store once, so that its pages are in the OS cache as they would be on a
     server that has been up a while (the first run after a load or a reboot is otherwise a
-    disk benchmark)."""
+    disk benchmark). Done before every run of uprof on SQLite: the guest of this VM reclaims
+    page cache that no process maps once it has gone a minute unused (docs/performance.md,
+    "The machine"), so the pages of a large store that a fresh server has not mapped yet are
+    gone again by its later runs, while a server up a while has mapped (and so kept) every page
+    it reads."""
     if not database_url.startswith("sqlite:///"):
         return
     path = Path(database_url[len("sqlite:///") :])
@@ -701,9 +706,12 @@ def chart(rows: list[Row], path: Path) -> None:
 
 
 def soak(
-    server: Server, seconds: int, ids_path: str, pin: Pinning, connections: int
+    server: Server, seconds: int, loaded: Loaded, pin: Pinning, connections: int
 ) -> dict[str, Any]:
-    """The mixed workload for ``seconds``, RSS sampled every 5 s: drift from the first minute."""
+    """The mixed workload for ``seconds``, RSS sampled every 5 s: drift from the first minute.
+    Its creates are balanced by deletes (``wrk/mixed.lua``): the store's size before and after
+    is reported, to show the memory was measured at a steady size."""
+    profiles_before = count(loaded)
     sampler = Sampler(server, interval=5.0)
     t0 = time.monotonic()
     with sampler:
@@ -712,9 +720,10 @@ def soak(
             "mixed",
             seconds=seconds,
             connections=connections,
-            ids_path=ids_path,
+            ids_path=loaded.ids_path,
             pin=pin,
         )
+    profiles_after = count(loaded)
 
     def drift_of(series: list[tuple[float, int]]) -> tuple[list[Any], float, float, float]:
         mib = [(round(t, 1), round(b / 2**20, 1)) for t, b in series]
@@ -731,6 +740,8 @@ def soak(
         "p99_ms": result["latency_us"]["percentiles"]["99"] / 1000,
         "errors": result["errors"],
         "error_count": errors,
+        "profiles_before": profiles_before,
+        "profiles_after": profiles_after,
         "rss_reference_mib": reference,
         "rss_peak_mib": peak,
         "rss_last_mib": samples[-1][1] if samples else 0.0,
@@ -1012,6 +1023,11 @@ def main(
                             runs: dict[str, list[Run]] = {"baseline": [], "uprof": []}
                             for _ in range(repeat):
                                 for server in (base, up):
+                                    if server is up:
+                                        # The store's pages, as a server up a while has them:
+                                        # what the guest evicted during the last runs is read
+                                        # again (see prewarm).
+                                        prewarm(loaded.database_url)
                                     runs[server.name].append(measure(server, scenario, **drive))
                             row = Row(
                                 backend,
@@ -1047,13 +1063,14 @@ def main(
                                     click.echo(f"     {line}")
                         if soak_seconds and w == worker_counts[0] and n == ns[-1]:
                             click.echo(f"   soak: mixed workload for {soak_seconds}s ...")
-                            result = soak(up, soak_seconds, loaded.ids_path, pin, connections)
+                            result = soak(up, soak_seconds, loaded, pin, connections)
                             extra_results[f"soak_{backend}_{size_label(n)}"] = result
                             verdict = _flat_verdict(result["flat"])
                             private_verdict = _flat_verdict(result["private_flat"])
                             click.echo(
                                 f"   soak {backend} {size_label(n)}: {result['rps']:,} req/s, "
-                                f"p99 {result['p99_ms']:.1f} ms, "
+                                f"p99 {result['p99_ms']:.1f} ms, profiles "
+                                f"{result['profiles_before']:,} -> {result['profiles_after']:,}, "
                                 f"RSS {result['rss_reference_mib']:.0f}"
                                 f" -> peak {result['rss_peak_mib']:.0f} MiB (drift "
                                 f"{result['drift'] * 100:+.1f}%, target <= 10%): {verdict}; "
