@@ -39,6 +39,7 @@ if __package__ in (None, ""):
 import click
 import httpx
 import psutil  # type: ignore[import-untyped]
+from sqlalchemy import create_engine, text
 
 from bench import server_profile
 from bench.common import (
@@ -51,6 +52,7 @@ from bench.common import (
     size_label,
 )
 from bench.load import Loaded, count, load, reset
+from uprof.store.database import normalize_url
 from uprof.store.sqlite_driver import dbapi as driver
 
 SCENARIOS = ("get", "list", "create", "update")
@@ -150,12 +152,35 @@ def prewarm(database_url: str) -> None:
     "The machine"), so the pages of a large store that a fresh server has not mapped yet are
     gone again by its later runs, while a server up a while has mapped (and so kept) every page
     it reads."""
+    if database_url.startswith("postgresql"):
+        _prewarm_postgres(database_url)
+        return
     if not database_url.startswith("sqlite:///"):
         return
     path = Path(database_url[len("sqlite:///") :])
     with open(path, "rb", buffering=0) as f:
         while f.read(16 << 20):
             pass
+
+
+def _prewarm_postgres(database_url: str) -> None:
+    """The same for a PostgreSQL store: its backends read what their shared buffers (128 MiB by
+    default) do not hold with pread() from the OS cache, which no process maps, so the guest
+    takes it back as it takes a SQLite store's unmapped pages. ``pg_prewarm`` (PostgreSQL's
+    contrib) reads the profiles' table and its indexes into the OS cache."""
+    engine = create_engine(normalize_url(database_url))
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
+            conn.execute(
+                text(
+                    "SELECT pg_prewarm(oid, 'read') FROM pg_class"
+                    " WHERE oid = 'user_profiles'::regclass OR oid IN"
+                    " (SELECT indexrelid FROM pg_index WHERE indrelid = 'user_profiles'::regclass)"
+                )
+            )
+    finally:
+        engine.dispose()
 
 
 def free_port() -> int:
@@ -1026,7 +1051,7 @@ def main(
                                     if server is up:
                                         # The store's pages, as a server up a while has them:
                                         # what the guest evicted during the last runs is read
-                                        # again (see prewarm).
+                                        # again (see prewarm; SQLite and PostgreSQL alike).
                                         prewarm(loaded.database_url)
                                     runs[server.name].append(measure(server, scenario, **drive))
                             row = Row(
