@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -50,6 +49,7 @@ from uprof.store import profiles as profile_store
 from uprof.store.compiled import Compiled
 from uprof.store.database import normalize_url, open_database
 from uprof.store.migrate import migrate
+from uprof.store.sqlite_driver import dbapi as driver
 from uprof.store.tables import user_profiles
 
 # Bumped when what a load produces changes; stores of another format are loaded again.
@@ -152,7 +152,8 @@ def load_sqlite(n: int, data_dir: Path) -> Loaded:
     t0 = time.monotonic()
     org_id = _prepare_schema(f"sqlite:///{tmp}")
     ids_path = data_dir / f"{name}.ids"
-    raw = sqlite3.connect(tmp, isolation_level=None)
+    # The library uprof's schema was just made with in this process (decisions O14).
+    raw = driver.connect(tmp, isolation_level=None)
     raw.execute("PRAGMA journal_mode=OFF")
     raw.execute("PRAGMA synchronous=OFF")
     raw.execute("PRAGMA cache_size=-1048576")  # 1 GiB

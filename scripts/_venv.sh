@@ -15,7 +15,7 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   if [ "$1" = "test" ] || [ "$1" = "bench" ]; then
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$1]"
   else
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[sqlite]"
   fi
   touch "$stamp"
 fi

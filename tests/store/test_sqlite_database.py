@@ -166,10 +166,11 @@ def test_acknowledged_writes_are_in_the_file(tmp_path: Path, synchronous: str) -
 
 
 def _max_mmap_bytes() -> int:
-    """The largest mapping the SQLite library in use allows (SQLITE_MAX_MMAP_SIZE)."""
+    """The largest mapping the SQLite library in use allows (SQLITE_MAX_MMAP_SIZE; a build
+    that keeps SQLite's default, 0x7fff0000, does not list it among its options)."""
     options = [row[0] for row in sqlite3.connect(":memory:").execute("PRAGMA compile_options")]
-    cap = next(o.split("=", 1)[1] for o in options if o.startswith("MAX_MMAP_SIZE="))
-    return int(cap, 0)
+    cap = next((o.split("=", 1)[1] for o in options if o.startswith("MAX_MMAP_SIZE=")), None)
+    return int(cap, 0) if cap is not None else 0x7FFF0000
 
 
 @pytest.mark.parametrize("mib", [0, 16, DEFAULT_SQLITE_MMAP_MIB])
@@ -186,8 +187,12 @@ def test_every_connection_maps_as_configured(tmp_path: Path, mib: int) -> None:
 
 
 @pytest.mark.skipif(
-    not (sys.platform == "linux" and platform.machine() == "x86_64"),
-    reason="pysqlite3-binary is installed on Linux x86-64 only",
+    not (
+        sys.platform == "linux"
+        and platform.machine() == "x86_64"
+        and platform.python_implementation() == "CPython"
+    ),
+    reason="the sqlite extra installs pysqlite3-binary on CPython, Linux x86-64 only",
 )
 def test_linux_x86_64_runs_the_bundled_sqlite_that_maps_a_whole_store() -> None:
     """decisions O14: the server's SQLite is pysqlite3-binary's, not the distribution's, so the
@@ -261,3 +266,20 @@ def test_without_the_bundled_sqlite_the_standard_library_serves(
     monkeypatch.setitem(sys.modules, "pysqlite3", None)
     monkeypatch.setitem(sys.modules, "pysqlite3.dbapi2", None)
     assert sqlite_driver._load() is standard
+
+
+def test_a_bundled_sqlite_that_does_not_load_is_reported_and_passed_over(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib
+    import sqlite3 as standard
+
+    from uprof.store import sqlite_driver
+
+    def broken(name: str) -> Any:
+        raise ImportError("libsqlite3 symbol not found")
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with caplog.at_level("WARNING", logger="uprof.store"):
+        assert sqlite_driver._load() is standard
+    assert "does not load" in caplog.text and "symbol not found" in caplog.text

@@ -1,12 +1,14 @@
 """The SQLite library uprof runs on (docs/decisions.md O14).
 
-``pysqlite3-binary`` where it is installed (the default on Linux x86-64): a current SQLite
-built with SQLite's own defaults, beside the Python ``sqlite3`` module it is a copy of. Debian's
-(and many distributions') shared ``libsqlite3``, which the standard library's module loads,
-caps ``mmap_size`` at 2 GiB (``SQLITE_MAX_MMAP_SIZE``) and is built without the lookaside
-allocator (``SQLITE_OMIT_LOOKASIDE``): a store larger than 2 GiB is then read through
-``pread()`` into the page cache, where this VM's host evicts what is not mapped, and every
-statement allocates from malloc. Elsewhere the standard library's module serves unchanged.
+``pysqlite3-binary`` where it is installed (the ``sqlite`` extra, which uprof's scripts
+install; its wheels are for CPython on glibc Linux x86-64): a current SQLite with the lookaside
+allocator and its mapping's cap raised from SQLite's default 2 GiB (``SQLITE_MAX_MMAP_SIZE``)
+to 1 TiB, beside the Python ``sqlite3`` module it is a copy of. Debian's (and many
+distributions') shared ``libsqlite3``, which the standard library's module loads, keeps the
+2 GiB cap and is built without lookaside (``SQLITE_OMIT_LOOKASIDE``): a store larger than
+2 GiB is then read through ``pread()`` into page cache that no process maps, which this VM's
+guest reclaims after a minute unused, and every statement allocates from malloc. Without the
+extra the standard library's module serves unchanged.
 
 One process must use one SQLite library only: two copies in one process do not see each other's
 POSIX locks, and closing a file in one drops the locks the other holds on it. Everything that
@@ -17,6 +19,7 @@ opens uprof's SQLite files inside uprof's process (the server, its tests) goes t
 from __future__ import annotations
 
 import importlib
+import logging
 import sqlite3
 from types import ModuleType
 from typing import Any
@@ -25,7 +28,13 @@ from typing import Any
 def _load() -> ModuleType:
     try:
         return importlib.import_module("pysqlite3.dbapi2")
-    except ImportError:
+    except ModuleNotFoundError:
+        return sqlite3  # not installed: the standard library's, as intended
+    except ImportError as e:  # installed but broken: say so, then serve all the same
+        logging.getLogger("uprof.store").warning(
+            "pysqlite3 is installed but does not load (%s); using the standard library's sqlite3",
+            e,
+        )
         return sqlite3
 
 
