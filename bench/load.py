@@ -18,6 +18,7 @@ Loaded databases are kept under the data directory (``bench/.data``), one per si
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ if __package__ in (None, ""):
 
 import click
 from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 
 from bench.common import (
     BENCH_KEY,
@@ -245,11 +246,20 @@ def load_postgres(n: int, data_dir: Path, admin_url: str = PG_ADMIN_URL) -> Load
     return _record(meta, n, url, org_id, ids_path, max_created, t0)
 
 
+@contextlib.contextmanager
+def store_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a store for the harness's own statements, disposed of afterwards."""
+    engine = create_engine(normalize_url(database_url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def reset(loaded: Loaded) -> int:
     """Remove what earlier benchmark runs created, so each run starts from exactly N profiles.
     (Updates only rewrite one metadata key of loaded profiles; they need no undoing.)"""
-    engine = create_engine(normalize_url(loaded.database_url))
-    try:
+    with store_engine(loaded.database_url) as engine:
         with engine.begin() as conn:
             result = conn.execute(
                 text("DELETE FROM user_profiles WHERE org_id = :o AND created_at > :t"),
@@ -263,23 +273,12 @@ def reset(loaded: Loaded) -> int:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM (ANALYZE) user_profiles"))
         return removed
-    finally:
-        engine.dispose()
 
 
 def count(loaded: Loaded) -> int:
     """How many profiles the store's organization holds now."""
-    engine = create_engine(normalize_url(loaded.database_url))
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text("SELECT count(*) FROM user_profiles WHERE org_id = :o"),
-                    {"o": loaded.org_id},
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    with store_engine(loaded.database_url) as engine, engine.connect() as conn:
+        return profile_store.count_profiles(conn, loaded.org_id)
 
 
 def load(n: int, *, postgres: bool, data_dir: Path = DEFAULT_DATA_DIR) -> Loaded:

@@ -39,7 +39,7 @@ if __package__ in (None, ""):
 import click
 import httpx
 import psutil  # type: ignore[import-untyped]
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bench import server_profile
 from bench.common import (
@@ -51,8 +51,7 @@ from bench.common import (
     parse_size,
     size_label,
 )
-from bench.load import Loaded, count, load, reset
-from uprof.store.database import normalize_url
+from bench.load import Loaded, count, load, reset, store_engine
 from uprof.store.sqlite_driver import dbapi as driver
 
 SCENARIOS = ("get", "list", "create", "update")
@@ -168,19 +167,18 @@ def _prewarm_postgres(database_url: str) -> None:
     default) do not hold with pread() from the OS cache, which no process maps, so the guest
     takes it back as it takes a SQLite store's unmapped pages. ``pg_prewarm`` (PostgreSQL's
     contrib) reads the profiles' table and its indexes into the OS cache."""
-    engine = create_engine(normalize_url(database_url))
-    try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-            conn.execute(
-                text(
-                    "SELECT pg_prewarm(oid, 'read') FROM pg_class"
-                    " WHERE oid = 'user_profiles'::regclass OR oid IN"
-                    " (SELECT indexrelid FROM pg_index WHERE indrelid = 'user_profiles'::regclass)"
-                )
+    with (
+        store_engine(database_url) as engine,
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+    ):
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
+        conn.execute(
+            text(
+                "SELECT pg_prewarm(oid, 'read') FROM pg_class"
+                " WHERE oid = 'user_profiles'::regclass OR oid IN"
+                " (SELECT indexrelid FROM pg_index WHERE indrelid = 'user_profiles'::regclass)"
             )
-    finally:
-        engine.dispose()
+        )
 
 
 def free_port() -> int:

@@ -165,10 +165,19 @@ def test_acknowledged_writes_are_in_the_file(tmp_path: Path, synchronous: str) -
     database.close()
 
 
+def _compile_options() -> set[str]:
+    """The options the SQLite library in use was built with."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        return {row[0] for row in conn.execute("PRAGMA compile_options")}
+    finally:
+        conn.close()
+
+
 def _max_mmap_bytes() -> int:
     """The largest mapping the SQLite library in use allows (SQLITE_MAX_MMAP_SIZE; a build
     that keeps SQLite's default, 0x7fff0000, does not list it among its options)."""
-    options = [row[0] for row in sqlite3.connect(":memory:").execute("PRAGMA compile_options")]
+    options = _compile_options()
     cap = next((o.split("=", 1)[1] for o in options if o.startswith("MAX_MMAP_SIZE=")), None)
     return int(cap, 0) if cap is not None else 0x7FFF0000
 
@@ -200,8 +209,7 @@ def test_linux_x86_64_runs_the_bundled_sqlite_that_maps_a_whole_store() -> None:
     assert sqlite3.__name__ == "pysqlite3.dbapi2"
     assert tuple(int(p) for p in sqlite3.sqlite_version.split(".")) >= (3, 45)
     assert _max_mmap_bytes() >= DEFAULT_SQLITE_MMAP_MIB << 20 > 2 << 30
-    options = {row[0] for row in sqlite3.connect(":memory:").execute("PRAGMA compile_options")}
-    assert "OMIT_LOOKASIDE" not in options
+    assert "OMIT_LOOKASIDE" not in _compile_options()
 
 
 def test_a_deleted_row_leaves_no_bytes_in_the_files(tmp_path: Path) -> None:
