@@ -52,6 +52,7 @@ from bench.common import (
     size_label,
 )
 from bench.load import Loaded, count, load, reset, store_engine
+from uprof.store.database import sqlite_path
 from uprof.store.sqlite_driver import dbapi as driver
 
 SCENARIOS = ("get", "list", "create", "update")
@@ -290,9 +291,12 @@ class Sampler:
     """Samples the server's process tree (RSS summed over the supervisor and its workers) and the
     CPU time of the server, wrk and PostgreSQL while a scenario runs."""
 
-    def __init__(self, server: Server, interval: float = 0.25) -> None:
+    def __init__(self, server: Server, interval: float = 0.25, wal: Path | None = None) -> None:
         self.server = server
         self.interval = interval
+        # A SQLite store's write-ahead log: its largest size is reported (decisions O15).
+        self.wal = wal
+        self.wal_peak = 0
         self.samples: list[tuple[float, int]] = []
         # (seconds, private bytes): RSS without the file pages mapped into the process
         self.private: list[tuple[float, int]] = []
@@ -316,6 +320,9 @@ class Sampler:
             now = time.monotonic() - t0
             self.samples.append((now, total))
             self.private.append((now, private))
+            if self.wal is not None:
+                with contextlib.suppress(OSError):
+                    self.wal_peak = max(self.wal_peak, self.wal.stat().st_size)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Sampler:
@@ -735,7 +742,9 @@ def soak(
     Its creates are balanced by deletes (``wrk/mixed.lua``): the store's size before and after
     is reported, to show the memory was measured at a steady size."""
     profiles_before = count(loaded)
-    sampler = Sampler(server, interval=5.0)
+    store = sqlite_path(loaded.database_url)
+    wal = None if store is None else store.with_name(store.name + "-wal")
+    sampler = Sampler(server, interval=5.0, wal=wal)
     t0 = time.monotonic()
     with sampler:
         result, _ = wrk(
@@ -774,6 +783,7 @@ def soak(
         "private_peak_mib": private_peak,
         "private_drift": round(private_drift, 4),
         "private_flat": private_drift <= 0.10,
+        "wal_peak_mib": round(sampler.wal_peak / 2**20, 1) if wal is not None else None,
         "samples": samples,
         "private_samples": private,
     }
@@ -1100,6 +1110,11 @@ def main(
                                 f"private {result['private_reference_mib']:.0f} -> peak "
                                 f"{result['private_peak_mib']:.0f} MiB (drift "
                                 f"{result['private_drift'] * 100:+.1f}%): {private_verdict}"
+                                + (
+                                    f"; WAL peak {result['wal_peak_mib']:,.0f} MiB"
+                                    if result["wal_peak_mib"] is not None
+                                    else ""
+                                )
                                 + (
                                     _color(f"  !!! {result['error_count']} ERRORS", RED + BOLD)
                                     if result["error_count"]

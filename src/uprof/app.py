@@ -46,6 +46,7 @@ def build_services(
         settings.database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
         sqlite_mmap_mib=settings.sqlite_mmap_mib,
+        sqlite_wal_limit_mib=settings.sqlite_wal_limit_mib,
     )
     migrate(db)
     return Services(

@@ -69,6 +69,12 @@ def main() -> None:
     help="How much of the SQLite file reads map instead of copying (0: off).",
 )
 @click.option(
+    "--sqlite-wal-limit-mib",
+    type=click.IntRange(1, MAX_MIB),
+    default=None,
+    help="How large the SQLite write-ahead log grows before writers start it over.",
+)
+@click.option(
     "--render-cache-mib",
     type=click.IntRange(0, MAX_MIB),
     default=None,
@@ -83,6 +89,7 @@ def serve(
     workers: int | None,
     sqlite_synchronous: str | None,
     sqlite_mmap_mib: int | None,
+    sqlite_wal_limit_mib: int | None,
     render_cache_mib: int | None,
     access_log: bool,
 ) -> None:
@@ -97,6 +104,7 @@ def serve(
         workers=workers,
         sqlite_synchronous=sqlite_synchronous.upper() if sqlite_synchronous else None,
         sqlite_mmap_mib=sqlite_mmap_mib,
+        sqlite_wal_limit_mib=sqlite_wal_limit_mib,
         render_cache_mib=render_cache_mib,
     )
     _prepare(settings)
@@ -109,6 +117,7 @@ def serve(
             "UPROF_PUBLIC_URL": settings.base_url,
             "UPROF_SQLITE_SYNCHRONOUS": settings.sqlite_synchronous,
             "UPROF_SQLITE_MMAP_MIB": str(settings.sqlite_mmap_mib),
+            "UPROF_SQLITE_WAL_LIMIT_MIB": str(settings.sqlite_wal_limit_mib),
             "UPROF_RENDER_CACHE_MIB": str(settings.render_cache_mib),
         }
     )

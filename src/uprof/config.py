@@ -11,6 +11,8 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the API's documented limit for standard 
 # uprof expects, where the SQLite library allows (O14; a build that caps the mapping at 2 GiB,
 # as Debian's does, maps that much).
 DEFAULT_SQLITE_MMAP_MIB = 65536
+# How large SQLite's write-ahead log may grow before writers start it over (decisions O15).
+DEFAULT_SQLITE_WAL_LIMIT_MIB = 1024
 # What the views' JSON of stored profiles may hold in memory, per process (uprof.http.rendered).
 DEFAULT_RENDER_CACHE_MIB = 16
 # The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes.
@@ -18,6 +20,7 @@ MAX_MIB = 1 << 20
 _SIZES_MIB = (
     ("sqlite_mmap_mib", "UPROF_SQLITE_MMAP_MIB"),
     ("render_cache_mib", "UPROF_RENDER_CACHE_MIB"),
+    ("sqlite_wal_limit_mib", "UPROF_SQLITE_WAL_LIMIT_MIB"),
 )
 
 
@@ -37,6 +40,8 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     # How much of the SQLite file reads may map instead of copying page by page (0: none).
     sqlite_mmap_mib: int = DEFAULT_SQLITE_MMAP_MIB
+    # How large the SQLite WAL file may grow under steady writes before it starts over.
+    sqlite_wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB
     # How much JSON of profiles' views a process keeps to answer reads with (0: none).
     render_cache_mib: int = DEFAULT_RENDER_CACHE_MIB
     bootstrap_api_key: str | None = None
@@ -74,12 +79,17 @@ def settings_from_env(**overrides: object) -> Settings:
         "sqlite_synchronous": env.get("UPROF_SQLITE_SYNCHRONOUS", "FULL").upper(),
         "sqlite_mmap_mib": _int(env, "UPROF_SQLITE_MMAP_MIB", DEFAULT_SQLITE_MMAP_MIB),
         "render_cache_mib": _int(env, "UPROF_RENDER_CACHE_MIB", DEFAULT_RENDER_CACHE_MIB),
+        "sqlite_wal_limit_mib": _int(
+            env, "UPROF_SQLITE_WAL_LIMIT_MIB", DEFAULT_SQLITE_WAL_LIMIT_MIB
+        ),
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     for key, name in _SIZES_MIB:
         if not 0 <= int(values[key]) <= MAX_MIB:  # type: ignore[call-overload]
             raise ValueError(f"{name} must be a number of MiB from 0 to {MAX_MIB}")
+    if int(values["sqlite_wal_limit_mib"]) < 1:  # type: ignore[call-overload]
+        raise ValueError(f"UPROF_SQLITE_WAL_LIMIT_MIB must be a number of MiB from 1 to {MAX_MIB}")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     return Settings(**values)  # type: ignore[arg-type]

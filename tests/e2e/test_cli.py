@@ -131,8 +131,17 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
         _stop(proc)
 
 
-@pytest.mark.parametrize("flag", ["--render-cache-mib", "--sqlite-mmap-mib"])
-def test_serve_refuses_a_size_out_of_range(flag: str, tmp_path: Path) -> None:
-    r = uprof("serve", flag, "-1", db=f"sqlite:///{tmp_path}/x.db")
+@pytest.mark.parametrize(
+    ("flag", "value", "bounds"),
+    [
+        ("--render-cache-mib", "-1", "0<=x<=1048576"),
+        ("--sqlite-mmap-mib", "-1", "0<=x<=1048576"),
+        ("--sqlite-wal-limit-mib", "0", "1<=x<=1048576"),
+    ],
+)
+def test_serve_refuses_a_size_out_of_range(
+    flag: str, value: str, bounds: str, tmp_path: Path
+) -> None:
+    r = uprof("serve", flag, value, db=f"sqlite:///{tmp_path}/x.db")
     assert r.returncode == 2
-    assert flag in r.stderr and "0<=x<=1048576" in r.stderr
+    assert flag in r.stderr and bounds in r.stderr

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from uprof.config import DEFAULT_SQLITE_WAL_LIMIT_MIB
 from uprof.domain.errors import ApiError, Overloaded
 from uprof.store.compiled import Query
 
@@ -91,14 +92,23 @@ def normalize_url(url: str) -> str:
 
 
 def open_database(
-    url: str, *, sqlite_synchronous: str = "FULL", sqlite_mmap_mib: int = 0
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    sqlite_mmap_mib: int = 0,
+    sqlite_wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB,
 ) -> Database:
     from uprof.store.postgres import PostgresDatabase
     from uprof.store.sqlite import SqliteDatabase
 
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        return SqliteDatabase(url, synchronous=sqlite_synchronous, mmap_mib=sqlite_mmap_mib)
+        return SqliteDatabase(
+            url,
+            synchronous=sqlite_synchronous,
+            mmap_mib=sqlite_mmap_mib,
+            wal_limit_mib=sqlite_wal_limit_mib,
+        )
     if url.startswith("postgresql"):
         return PostgresDatabase(url)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
+from uprof.config import DEFAULT_SQLITE_WAL_LIMIT_MIB
 from uprof.store import sqlite_driver as driver
 from uprof.store.compiled import Query
 from uprof.store.database import log, settle, spawn, sqlite_path
@@ -33,6 +34,7 @@ class SqliteDatabase:
         synchronous: str = "FULL",
         busy_timeout_ms: int = 10_000,
         mmap_mib: int = 0,
+        wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB,
     ):
         path = sqlite_path(url)
         if path is not None and str(path) not in ("", ":memory:"):
@@ -43,6 +45,7 @@ class SqliteDatabase:
         self._commit_syncs = synchronous.upper() in ("FULL", "EXTRA")
         self._busy_timeout_ms = busy_timeout_ms
         self._mmap_bytes = max(0, mmap_mib) * 1024 * 1024
+        self._wal_limit_bytes = max(1, wal_limit_mib) * 1024 * 1024
         # Reads: one connection per thread. Synchronous reads run in autocommit mode (each
         # SELECT its own snapshot); the event loop's reads share a snapshot per iteration.
         self.engine = self._engine(SingletonThreadPool, begin="BEGIN")
@@ -53,8 +56,10 @@ class SqliteDatabase:
         # API writes: one connection whose transactions the group commit drives itself.
         self._batch_engine = self._engine(StaticPool, begin=None)
         self._batch_conn: Connection | None = None
-        self._checkpointer = _Checkpointer(self._engine(StaticPool, begin=None))
         self._batch_lock = threading.Lock()
+        self._checkpointer = _Checkpointer(
+            self._engine(StaticPool, begin=None), self._wal_limit_bytes
+        )
         self._local = threading.local()
         self._queues: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         self._flushers: set[asyncio.Task[None]] = set()
@@ -81,6 +86,9 @@ class SqliteDatabase:
             # Reads from a mapping of the file instead of a pread() and a copy per page
             # (docs/decisions.md O6); 0 turns it off.
             cur.execute(f"PRAGMA mmap_size={self._mmap_bytes}")
+            # The WAL file is cut back to this size when a writer starts it over (see
+            # ``_Checkpointer``); without it the file keeps the largest size it ever reached.
+            cur.execute(f"PRAGMA journal_size_limit={self._wal_limit_bytes}")
             cur.close()
 
         if begin is not None:
@@ -289,6 +297,21 @@ class SqliteDatabase:
                 conn.rollback()
             self._batch_lock.release()
         settle(outcomes)
+        if self._checkpointer.due:
+            # Before the next batch: see ``_Checkpointer``. Its writes wait for this.
+            await loop.run_in_executor(None, self._catch_up)
+
+    def _catch_up(self) -> None:
+        """Copy what the WAL holds beyond the last checkpoint pass, with no batch running, so
+        that the next batch begins with every frame copied and starts the WAL over."""
+        with self._batch_lock:
+            try:
+                raw: Any = self._batch_connection().connection.driver_connection
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except Exception as e:  # the checkpointer will ask again; the writes go on
+                log.warning("checkpoint failed: %s", e)
+            finally:
+                self._checkpointer.due = False
 
     @staticmethod
     def _run_jobs(
@@ -337,22 +360,38 @@ class SqliteDatabase:
 
 
 class _Checkpointer:
-    """Copies committed pages from the WAL back into the database file, in a thread.
+    """Copies committed pages from the WAL back into the database file, in a thread, and
+    tells the group commit when the WAL should start over.
 
     SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold (1,000
     pages): that batch's writers, and every write queued behind it, wait for pages to be
     copied and the database file to be synced. Here the group-commit connection turns the
     automatic checkpoint off and this thread runs a PASSIVE checkpoint every ``interval``
-    seconds: it copies what no reader still needs, takes no lock writers wait for, and
-    leaves the WAL to be reused from its start by the next write after a complete pass.
+    seconds: it copies what no reader still needs and takes no lock writers wait for.
     Durability is unchanged: a write is durable once its COMMIT is in the WAL.
+
+    Passes alone never let the WAL start over under steady writes: a writer goes back to the
+    start of the file only if, when its transaction begins, every frame has been copied, and
+    with a batch committing every few milliseconds some frames are always newer than the last
+    pass. The file grew by every page ever written (5.3 GB in a 7-minute soak at 1M profiles,
+    docs/performance.md "Round 11"), and the WAL's index and each pass's buffers with it. So
+    once the WAL holds ``limit_bytes``, this thread sets ``due`` and pauses: the group commit
+    then copies, between two batches, the frames written since the last pass
+    (``SqliteDatabase._catch_up``), and the next batch writes from the start of the file,
+    which ``journal_size_limit`` cuts back to ``limit_bytes``. Writes wait for that once per
+    ``limit_bytes`` of WAL, for the pages of about one pass, instead of for every 1,000 pages
+    as with SQLite's automatic checkpoint; the catch-up runs in a thread at normal priority,
+    so that writes never wait on this niced one.
     """
 
-    def __init__(self, engine: Engine, interval: float = 0.2) -> None:
+    def __init__(self, engine: Engine, limit_bytes: int, interval: float = 0.2) -> None:
         self._engine = engine
+        self._limit_bytes = limit_bytes
         self._interval = interval
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set here, cleared by the group commit once it has caught up.
+        self.due = False
 
     def start(self) -> None:
         if self._thread is None:
@@ -365,11 +404,19 @@ class _Checkpointer:
         _lower_this_threads_priority()
         with self._engine.connect() as conn:
             raw: Any = conn.connection.driver_connection
+            page_size = raw.execute("PRAGMA page_size").fetchone()[0]
             while not self._stopping.wait(self._interval):
+                if self.due:
+                    continue  # the group commit's catch-up is next: a pass would be in its way
                 try:
-                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _busy, frames, _copied = raw.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
                 except driver.Error as e:  # busy or failing disk: the next pass tries again
                     log.warning("checkpoint failed: %s", e)
+                    continue
+                if frames * page_size >= self._limit_bytes:
+                    self.due = True
             # A last pass on the way out, so a stopped server leaves a short WAL behind.
             with contextlib.suppress(driver.Error):
                 raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
