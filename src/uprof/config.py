@@ -15,12 +15,13 @@ DEFAULT_SQLITE_MMAP_MIB = 65536
 DEFAULT_SQLITE_WAL_LIMIT_MIB = 1024
 # What the views' JSON of stored profiles may hold in memory, per process (uprof.http.rendered).
 DEFAULT_RENDER_CACHE_MIB = 16
-# The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes.
+# The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes, each
+# with its smallest value.
 MAX_MIB = 1 << 20
 _SIZES_MIB = (
-    ("sqlite_mmap_mib", "UPROF_SQLITE_MMAP_MIB"),
-    ("render_cache_mib", "UPROF_RENDER_CACHE_MIB"),
-    ("sqlite_wal_limit_mib", "UPROF_SQLITE_WAL_LIMIT_MIB"),
+    ("sqlite_mmap_mib", "UPROF_SQLITE_MMAP_MIB", 0),
+    ("render_cache_mib", "UPROF_RENDER_CACHE_MIB", 0),
+    ("sqlite_wal_limit_mib", "UPROF_SQLITE_WAL_LIMIT_MIB", 1),
 )
 
 
@@ -85,11 +86,9 @@ def settings_from_env(**overrides: object) -> Settings:
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key, name in _SIZES_MIB:
-        if not 0 <= int(values[key]) <= MAX_MIB:  # type: ignore[call-overload]
-            raise ValueError(f"{name} must be a number of MiB from 0 to {MAX_MIB}")
-    if int(values["sqlite_wal_limit_mib"]) < 1:  # type: ignore[call-overload]
-        raise ValueError(f"UPROF_SQLITE_WAL_LIMIT_MIB must be a number of MiB from 1 to {MAX_MIB}")
+    for key, name, least in _SIZES_MIB:
+        if not least <= int(values[key]) <= MAX_MIB:  # type: ignore[call-overload]
+            raise ValueError(f"{name} must be a number of MiB from {least} to {MAX_MIB}")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     return Settings(**values)  # type: ignore[arg-type]

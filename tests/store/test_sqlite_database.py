@@ -253,8 +253,10 @@ def test_the_wal_limit_setting_is_checked() -> None:
     for bad in ("0", "-1", "lots", "2000000"):
         with pytest.MonkeyPatch.context() as m:
             m.setenv("UPROF_SQLITE_WAL_LIMIT_MIB", bad)
-            with pytest.raises(ValueError, match="UPROF_SQLITE_WAL_LIMIT_MIB"):
+            with pytest.raises(ValueError, match="UPROF_SQLITE_WAL_LIMIT_MIB") as raised:
                 settings_from_env()
+            if bad in ("0", "2000000"):
+                assert "from 1 to 1048576" in str(raised.value)
     with pytest.MonkeyPatch.context() as m:
         m.setenv("UPROF_SQLITE_WAL_LIMIT_MIB", "16")
         assert settings_from_env().sqlite_wal_limit_mib == 16
@@ -277,7 +279,8 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
         n = 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            await _together(database, *(_put(f"k{n + i}", blob) for i in range(32)))
+            done = await _together(database, *(_put(f"k{n + i}", blob) for i in range(32)))
+            assert done == [f"k{n + i}" for i in range(32)]
             n += 32
             largest = max(largest, wal.stat().st_size)
         return n
@@ -289,9 +292,9 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
     written_bytes = written * len(blob)
     assert written_bytes > 20 * limit_mib * 2**20, "too few writes to tell"
     # Past the limit the WAL still takes what is written until the next pass sees it and the
-    # catch-up after it (a fifth of a second and more: tens of MiB at this rate), but it starts
-    # over: without that it held every page written.
-    assert largest < written_bytes / 3, (largest, written_bytes)
+    # catch-up after it has copied it back (tens of MiB at this rate, more on a busy machine),
+    # but it starts over. Without that it held every page written: 1.4 to 1.7 times the rows.
+    assert largest < written_bytes * 0.7, (largest, written_bytes)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="threads have their own priority on Linux")

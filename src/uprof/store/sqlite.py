@@ -22,6 +22,14 @@ from uprof.store.database import storage_error as _storage_error
 
 T = TypeVar("T")
 _MAX_BATCH = 512
+# The WAL's catch-up (``SqliteDatabase._catch_up``): passes while writes go on, at most this
+# many, until one leaves fewer new frames than this behind; then at most this long holding
+# writes back for what is left.
+_CATCH_UP_PASSES = 8
+_CATCH_UP_FRAMES = 1000
+_LAST_STEP_WAIT_MS = 200
+# How many of its intervals the checkpoint thread waits for a batch to take ``due``.
+_DUE_PATIENCE = 5
 
 
 class SqliteDatabase:
@@ -60,6 +68,10 @@ class SqliteDatabase:
         self._checkpointer = _Checkpointer(
             self._engine(StaticPool, begin=None), self._wal_limit_bytes
         )
+        # The catch-up's own connection (``_catch_up``), used by one executor thread at a time.
+        self._catch_up_engine = self._engine(StaticPool, begin=None)
+        self._catch_up_conn: Connection | None = None
+        self._closed = False
         self._local = threading.local()
         self._queues: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         self._flushers: set[asyncio.Task[None]] = set()
@@ -297,21 +309,50 @@ class SqliteDatabase:
                 conn.rollback()
             self._batch_lock.release()
         settle(outcomes)
-        if self._checkpointer.due:
-            # Before the next batch: see ``_Checkpointer``. Its writes wait for this.
-            await loop.run_in_executor(None, self._catch_up)
+        checkpointer = self._checkpointer
+        if checkpointer.due and not checkpointer.catching_up and not self._closed:
+            # The WAL is past its limit (see ``_Checkpointer``): caught up in a thread of
+            # normal priority while batches go on; only its last step holds them back.
+            checkpointer.catching_up = True
+            checkpointer.due = False
+            loop.run_in_executor(None, self._catch_up)
 
     def _catch_up(self) -> None:
-        """Copy what the WAL holds beyond the last checkpoint pass, with no batch running, so
-        that the next batch begins with every frame copied and starts the WAL over."""
-        with self._batch_lock:
-            try:
-                raw: Any = self._batch_connection().connection.driver_connection
-                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except Exception as e:  # the checkpointer will ask again; the writes go on
-                log.warning("checkpoint failed: %s", e)
-            finally:
-                self._checkpointer.due = False
+        """Copy the WAL back until little is left, then the rest with writes held back: the
+        next batch begins with every frame copied and starts the WAL over.
+
+        Passes at normal priority copy several times faster than the niced checkpoint thread,
+        so each one leaves fewer new frames behind than the one before; the last step (a FULL
+        checkpoint, under this process's batch lock and SQLite's write lock, which other
+        processes' writers wait for) copies only what came during the last pass. A RESTART
+        checkpoint, which also waits until no reader uses the WAL, held writes back for up to
+        its whole wait (0.2 s) where a FULL one took ~20 ms (docs/performance.md "Round 11");
+        a reader still in the WAL when the next batch begins only puts the restart off to the
+        checkpoint thread's next request."""
+        try:
+            if self._catch_up_conn is None:
+                self._catch_up_conn = self._catch_up_engine.connect()
+                # The last step waits this long at most, holding writes back, for readers of
+                # older snapshots and another process's writer; past it, the checkpoint thread
+                # asks again.
+                self._catch_up_conn.exec_driver_sql(f"PRAGMA busy_timeout={_LAST_STEP_WAIT_MS}")
+            raw: Any = self._catch_up_conn.connection.driver_connection
+            before = -1
+            for _ in range(_CATCH_UP_PASSES):
+                _busy, frames, _copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if 0 <= before <= frames < before + _CATCH_UP_FRAMES or self._closed:
+                    break  # few frames came during the last pass
+                before = frames
+            if self._batch_lock.acquire(timeout=_LAST_STEP_WAIT_MS / 1000):
+                try:
+                    if not self._closed:
+                        raw.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+                finally:
+                    self._batch_lock.release()
+        except Exception as e:  # the checkpoint thread will ask again; the writes go on
+            log.warning("checkpoint failed: %s", e)
+        finally:
+            self._checkpointer.catching_up = False
 
     @staticmethod
     def _run_jobs(
@@ -348,10 +389,19 @@ class SqliteDatabase:
         pass
 
     def close(self) -> None:
+        self._closed = True
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
         self._checkpointer.stop()
+        # A catch-up still running ends at its next step (``_closed``); the lock it takes
+        # for its last one is not waited for long: a batch may be holding it on this thread.
+        if self._batch_lock.acquire(timeout=1):
+            self._batch_lock.release()
+        if self._catch_up_conn is not None:
+            with contextlib.suppress(Exception):
+                self._catch_up_conn.close()
+        self._catch_up_engine.dispose()
         if self._batch_conn is not None:
             self._batch_conn.close()
         self.engine.dispose()
@@ -371,17 +421,17 @@ class _Checkpointer:
     Durability is unchanged: a write is durable once its COMMIT is in the WAL.
 
     Passes alone never let the WAL start over under steady writes: a writer goes back to the
-    start of the file only if, when its transaction begins, every frame has been copied, and
-    with a batch committing every few milliseconds some frames are always newer than the last
-    pass. The file grew by every page ever written (5.3 GB in a 7-minute soak at 1M profiles,
-    docs/performance.md "Round 11"), and the WAL's index and each pass's buffers with it. So
-    once the WAL holds ``limit_bytes``, this thread sets ``due`` and pauses: the group commit
-    then copies, between two batches, the frames written since the last pass
-    (``SqliteDatabase._catch_up``), and the next batch writes from the start of the file,
-    which ``journal_size_limit`` cuts back to ``limit_bytes``. Writes wait for that once per
-    ``limit_bytes`` of WAL, for the pages of about one pass, instead of for every 1,000 pages
-    as with SQLite's automatic checkpoint; the catch-up runs in a thread at normal priority,
-    so that writes never wait on this niced one.
+    start of the file only if, when its transaction begins, every frame has been copied (and
+    no reader is still reading frames), and with a batch committing every few milliseconds
+    some frames are always newer than the last pass. The file grew by every page ever
+    written (5.3 GB in a 7-minute soak at 1M profiles, docs/performance.md "Round 11"), and
+    the WAL's index and each pass's buffers with it. So once the WAL holds ``limit_bytes``,
+    this thread sets ``due``; the group commit takes it after its next batch and catches up
+    in a thread of normal priority (``SqliteDatabase._catch_up``): passes while writes go
+    on, then a FULL checkpoint with writes held back for what came during the last one.
+    The next batch writes from the start of the file, which ``journal_size_limit`` cuts back
+    to ``limit_bytes``. This thread makes no pass meanwhile (two checkpoints cannot run at
+    once), and goes on with its passes if no batch takes ``due`` within a second.
     """
 
     def __init__(self, engine: Engine, limit_bytes: int, interval: float = 0.2) -> None:
@@ -390,8 +440,10 @@ class _Checkpointer:
         self._interval = interval
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        # Set here, cleared by the group commit once it has caught up.
+        # ``due``: set here when the WAL is past its limit, taken by the group commit, which
+        # sets ``catching_up`` while it catches up (``SqliteDatabase._catch_up``).
         self.due = False
+        self.catching_up = False
 
     def start(self) -> None:
         if self._thread is None:
@@ -404,14 +456,20 @@ class _Checkpointer:
         _lower_this_threads_priority()
         with self._engine.connect() as conn:
             raw: Any = conn.connection.driver_connection
-            page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+            waited = 0
             while not self._stopping.wait(self._interval):
-                if self.due:
-                    continue  # the group commit's catch-up is next: a pass would be in its way
+                if self.catching_up:
+                    continue  # two checkpoints cannot run at once: the catch-up's is the one
+                if self.due and waited < _DUE_PATIENCE:
+                    waited += 1  # the group commit takes it at its next batch
+                    continue
+                self.due = False  # no batch came to take it: passes go on meanwhile
+                waited = 0
                 try:
                     _busy, frames, _copied = raw.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     ).fetchone()
+                    page_size = raw.execute("PRAGMA page_size").fetchone()[0]
                 except driver.Error as e:  # busy or failing disk: the next pass tries again
                     log.warning("checkpoint failed: %s", e)
                     continue
