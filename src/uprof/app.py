@@ -26,7 +26,7 @@ from uprof.service.container import Services
 from uprof.service.keys import KeyService
 from uprof.service.links import LinkService
 from uprof.service.profiles import ProfileService
-from uprof.store.database import Database, open_database
+from uprof.store.database import Database, open_store
 from uprof.store.migrate import migrate
 from uprof.store.profiles import text_of
 from uprof.store.secrets import ensure_secret
@@ -42,12 +42,7 @@ def _cursor_secret(db: Database) -> bytes:
 def build_services(
     settings: Settings, *, clock: Clock = system_clock, new_id: IdFactory = random_id
 ) -> Services:
-    db = open_database(
-        settings.database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        sqlite_mmap_mib=settings.sqlite_mmap_mib,
-        sqlite_wal_limit_mib=settings.sqlite_wal_limit_mib,
-    )
+    db = open_store(settings)
     migrate(db)
     return Services(
         settings=settings,

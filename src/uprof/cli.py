@@ -145,10 +145,10 @@ def _prepare(settings: Settings) -> None:
     from uprof.domain.ids import random_id
     from uprof.service.clock import system_clock
     from uprof.service.keys import DEFAULT_ORG, KeyService
-    from uprof.store.database import open_database
+    from uprof.store.database import open_store
     from uprof.store.migrate import migrate
 
-    db = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db = open_store(settings)
     try:
         migrate(db)
         keys = KeyService(db, system_clock, random_id)
@@ -169,11 +169,11 @@ def _open_keys() -> tuple[Database, KeyService]:
     from uprof.domain.ids import random_id
     from uprof.service.clock import system_clock
     from uprof.service.keys import KeyService
-    from uprof.store.database import open_database
+    from uprof.store.database import open_store
     from uprof.store.migrate import migrate
 
     settings = click.get_current_context().obj
-    db = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db = open_store(settings)
     migrate(db)
     return db, KeyService(db, system_clock, random_id)
 
@@ -182,11 +182,11 @@ def _open_keys() -> tuple[Database, KeyService]:
 @_db_option
 def migrate_command(database_url: str | None) -> None:
     """Apply the database migrations and exit."""
-    from uprof.store.database import open_database
+    from uprof.store.database import open_store
     from uprof.store.migrate import current_revision, migrate
 
     settings = _settings(database_url=database_url)
-    db = open_database(settings.database_url)
+    db = open_store(settings)
     try:
         migrate(db)
         click.echo(

@@ -247,6 +247,31 @@ def test_mmap_setting_is_checked() -> None:
         assert settings_from_env().sqlite_mmap_mib == 64
 
 
+def test_a_store_opened_from_settings_takes_every_store_setting(tmp_path: Path) -> None:
+    """The server and the CLI's commands open the store the same way (``open_store``)."""
+    from uprof.config import Settings
+    from uprof.store.database import open_store
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 's.sqlite'}",
+        sqlite_synchronous="NORMAL",
+        sqlite_mmap_mib=8,
+        sqlite_wal_limit_mib=3,
+    )
+    database = open_store(settings)
+    try:
+
+        def pragma(name: str) -> int:
+            rows = database.read_sync(lambda c: c.exec_driver_sql(f"PRAGMA {name}").all())
+            return int(rows[0][0])
+
+        assert pragma("synchronous") == 1  # NORMAL
+        assert pragma("mmap_size") == 8 * 2**20
+        assert pragma("journal_size_limit") == 3 * 2**20
+    finally:
+        database.close()
+
+
 def test_the_wal_limit_setting_is_checked() -> None:
     from uprof.config import settings_from_env
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from uprof.config import DEFAULT_SQLITE_WAL_LIMIT_MIB
+from uprof.config import DEFAULT_SQLITE_WAL_LIMIT_MIB, Settings
 from uprof.domain.errors import ApiError, Overloaded
 from uprof.store.compiled import Query
 
@@ -112,3 +112,14 @@ def open_database(
     if url.startswith("postgresql"):
         return PostgresDatabase(url)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+def open_store(settings: Settings) -> Database:
+    """The database of ``settings``, opened with every store setting: the server and the CLI's
+    commands alike (a command's write may be the one that starts the SQLite WAL over, O15)."""
+    return open_database(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_mmap_mib=settings.sqlite_mmap_mib,
+        sqlite_wal_limit_mib=settings.sqlite_wal_limit_mib,
+    )
