@@ -68,9 +68,8 @@ class SqliteDatabase:
         self._checkpointer = _Checkpointer(
             self._engine(StaticPool, begin=None), self._wal_limit_bytes
         )
-        # The catch-up's own connection (``_catch_up``), used by one executor thread at a time.
+        # The catch-up's own connections (``_catch_up``: once per limit of WAL, one at a time).
         self._catch_up_engine = self._engine(StaticPool, begin=None)
-        self._catch_up_conn: Connection | None = None
         self._closed = False
         self._local = threading.local()
         self._queues: dict[asyncio.AbstractEventLoop, list[Any]] = {}
@@ -330,29 +329,29 @@ class SqliteDatabase:
         a reader still in the WAL when the next batch begins only puts the restart off to the
         checkpoint thread's next request."""
         try:
-            if self._catch_up_conn is None:
-                self._catch_up_conn = self._catch_up_engine.connect()
-                # The last step waits this long at most, holding writes back, for readers of
-                # older snapshots and another process's writer; past it, the checkpoint thread
-                # asks again.
-                self._catch_up_conn.exec_driver_sql(f"PRAGMA busy_timeout={_LAST_STEP_WAIT_MS}")
-            raw: Any = self._catch_up_conn.connection.driver_connection
-            before = -1
-            for _ in range(_CATCH_UP_PASSES):
-                _busy, frames, _copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if 0 <= before <= frames < before + _CATCH_UP_FRAMES or self._closed:
-                    break  # few frames came during the last pass
-                before = frames
-            if self._batch_lock.acquire(timeout=_LAST_STEP_WAIT_MS / 1000):
-                try:
-                    if not self._closed:
-                        raw.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
-                finally:
-                    self._batch_lock.release()
+            with self._catch_up_engine.connect() as conn:
+                self._copy_back(conn.connection.driver_connection)
         except Exception as e:  # the checkpoint thread will ask again; the writes go on
             log.warning("checkpoint failed: %s", e)
         finally:
             self._checkpointer.catching_up = False
+
+    def _copy_back(self, raw: Any) -> None:
+        # The last step waits this long at most, holding writes back, for readers of older
+        # snapshots and another process's writer; past it, the checkpoint thread asks again.
+        raw.execute(f"PRAGMA busy_timeout={_LAST_STEP_WAIT_MS}")
+        before = -1
+        for _ in range(_CATCH_UP_PASSES):
+            _busy, frames, _copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if 0 <= before <= frames < before + _CATCH_UP_FRAMES or self._closed:
+                break  # few frames came during the last pass
+            before = frames
+        if self._batch_lock.acquire(timeout=_LAST_STEP_WAIT_MS / 1000):
+            try:
+                if not self._closed:
+                    raw.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+            finally:
+                self._batch_lock.release()
 
     @staticmethod
     def _run_jobs(
@@ -398,9 +397,6 @@ class SqliteDatabase:
         # for its last one is not waited for long: a batch may be holding it on this thread.
         if self._batch_lock.acquire(timeout=1):
             self._batch_lock.release()
-        if self._catch_up_conn is not None:
-            with contextlib.suppress(Exception):
-                self._catch_up_conn.close()
         self._catch_up_engine.dispose()
         if self._batch_conn is not None:
             self._batch_conn.close()
@@ -457,6 +453,7 @@ class _Checkpointer:
         with self._engine.connect() as conn:
             raw: Any = conn.connection.driver_connection
             waited = 0
+            page_size = 0  # read at the first pass (fixed while the database is in WAL mode)
             while not self._stopping.wait(self._interval):
                 if self.catching_up:
                     continue  # two checkpoints cannot run at once: the catch-up's is the one
@@ -469,7 +466,7 @@ class _Checkpointer:
                     _busy, frames, _copied = raw.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     ).fetchone()
-                    page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+                    page_size = page_size or raw.execute("PRAGMA page_size").fetchone()[0]
                 except driver.Error as e:  # busy or failing disk: the next pass tries again
                     log.warning("checkpoint failed: %s", e)
                     continue
