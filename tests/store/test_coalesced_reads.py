@@ -4,6 +4,7 @@ organization; on both stores every read gets exactly its own profile, or none.""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from uprof.domain.timefmt import from_us
 from uprof.store import profiles as store
 from uprof.store.database import Database, open_database
 from uprof.store.migrate import migrate
-from uprof.store.postgres import PostgresDatabase
+from uprof.store.postgres import _MAX_READS, PostgresDatabase
 
 ORGS = ("org_coalesce_a", "org_coalesce_b")
 
@@ -229,10 +230,59 @@ def test_pages_of_one_iteration_each_get_their_own_rows(db: Database) -> None:
         assert got == want, query.statement
         assert all(store.text_of(p).decoded().org_id == query.params["org_id"] for p in page)
     if isinstance(db, PostgresDatabase):
-        # one statement per variant of the scan (order, direction, where it starts), not per page
-        variants = {query.statement for query, _ in reads}
-        assert len(statements) == len(variants) < len(reads), statements
+        # one statement per variant of the scan (order, direction, where it starts) and every
+        # _MAX_READS pages of it, not one per page
+        per_variant = Counter(query.statement for query, _ in reads)
+        assert max(per_variant.values()) > _MAX_READS  # some variant is split
+        assert len(statements) == sum(-(-n // _MAX_READS) for n in per_variant.values())
+        assert len(statements) < len(reads)
         assert all("LATERAL" in s for s in statements)
+
+
+def test_many_pages_of_one_iteration_go_out_side_by_side(db: Database) -> None:
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL coalesces")
+    made = _seed_for_pages(db)
+    ids = _expected(made[ORGS[0]], "created_at", False)
+    by_id = {p.id: p for p in made[ORGS[0]]}
+    # 2 * _MAX_READS + 1 pages of one variant: three statements of 11 (equal chunks)
+    starts = [ids[i % len(ids)] for i in range(2 * _MAX_READS + 1)]
+    queries = [
+        store.scan(
+            ORGS[0],
+            order_by="created_at",
+            descending=False,
+            after=store.position_of(by_id[start], "created_at"),
+            n=2,
+        )
+        for start in starts
+    ]
+    in_flight = 0
+    most = 0
+    sizes: list[int] = []
+    fetch = db._fetch
+
+    async def watched(text: str, params: dict[str, Any]) -> list[Any]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        sizes.append(len(next(v for v in params.values() if isinstance(v, list))))
+        try:
+            return await fetch(text, params)
+        finally:
+            in_flight -= 1
+
+    db._fetch = watched  # type: ignore[method-assign]
+
+    async def read_all() -> list[Any]:
+        return await asyncio.gather(*(db.query(q) for q in queries))
+
+    pages = _run(db, read_all())
+    for start, page in zip(starts, pages, strict=True):
+        at = ids.index(start)
+        assert [store.text_of(p).decoded().id for p in page] == ids[at + 1 : at + 3]
+    assert sorted(sizes) == [11, 11, 11]
+    assert most == 3  # all at once, each on a connection of its own
 
 
 def test_a_lone_page_uses_the_plain_statement(db: Database) -> None:

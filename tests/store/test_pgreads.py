@@ -113,3 +113,33 @@ def test_a_lost_connection_raises_operational_error(postgres_url: str) -> None:
             await reads.fetch(conn, "SELECT %(i)s::int", {"i": 1})
 
     _run(postgres_url, body)
+
+
+def test_a_result_in_many_pieces_registers_the_reader_once(postgres_url: str) -> None:
+    # ~2 MB of rows: PostgreSQL sends it in 8 KiB writes and libpq reads at most its buffer's
+    # room at a time, so it arrives in many pieces; each is read in the reader's callback,
+    # not by a task woken (and a reader registered again) for every piece.
+    async def body(conn: psycopg.AsyncConnection[Any], reads: PreparedReads) -> Any:
+        loop = asyncio.get_running_loop()
+        registered = 0
+        add_reader = loop.add_reader
+
+        def counting(fd: Any, callback: Any, *args: Any) -> None:
+            nonlocal registered
+            registered += 1
+            add_reader(fd, callback, *args)
+
+        loop.add_reader = counting  # type: ignore[method-assign,assignment]
+        await reads.fetch(conn, "SELECT %(n)s::int", {"n": 0})  # prepared beforehand
+        registered = 0
+        rows = await reads.fetch(
+            conn,
+            "SELECT i, repeat('x', 1000) FROM generate_series(1, %(n)s::int) AS i",
+            {"n": 2000},
+        )
+        return rows, registered
+
+    rows, registered = _run(postgres_url, body)
+    assert [i for i, _ in rows] == list(range(1, 2001))
+    assert all(len(x) == 1000 for _, x in rows)
+    assert registered <= 2  # its prepare, its result; a piece at a time was dozens

@@ -179,31 +179,54 @@ async def _results(pgconn: PGconn) -> list[PGresult]:
     loop = asyncio.get_running_loop()
     fd = pgconn.socket
     while pgconn.flush():  # 1: not all sent yet
-        await _ready(loop, fd, write=True)
+        await _writable(loop, fd)
     results: list[PGresult] = []
     while True:
-        while pgconn.is_busy():
-            await _ready(loop, fd, write=False)
-            pgconn.consume_input()
+        if pgconn.is_busy():
+            await _complete(loop, fd, pgconn)
         result = pgconn.get_result()
         if result is None:
             return results
         results.append(result)
 
 
-async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> None:
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
     ready = loop.create_future()
 
     def wake() -> None:
         if not ready.done():
             ready.set_result(None)
 
-    if write:
-        add, remove = loop.add_writer, loop.remove_writer
-    else:
-        add, remove = loop.add_reader, loop.remove_reader
-    add(fd, wake)
+    loop.add_writer(fd, wake)
     try:
         await ready
     finally:
-        remove(fd)
+        loop.remove_writer(fd)
+
+
+async def _complete(loop: asyncio.AbstractEventLoop, fd: int, pgconn: PGconn) -> None:
+    """Wait until libpq holds a whole result (``is_busy`` false).
+
+    PostgreSQL sends a result as it makes it, in 8 KiB writes, and one ``consume_input`` reads
+    what libpq's 16 KiB buffer has room for: a page of profiles arrives in a few pieces, a
+    coalesced read of many pages in dozens. Each piece is read in the reader's callback as it
+    arrives, with the reader registered once: waking the waiting task for every piece, to read
+    it and register again, cost a task step and two ``epoll_ctl`` calls a piece (1.5 calls a
+    list response, against 0.07; docs/performance.md, "Round 12")."""
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if done.done():
+            return
+        try:
+            pgconn.consume_input()
+            if not pgconn.is_busy():
+                done.set_result(None)
+        except Exception as e:  # the connection broke: the waiting task raises it
+            done.set_exception(e)
+
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
