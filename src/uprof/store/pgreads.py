@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -175,58 +176,56 @@ def _check(results: list[PGresult], encoding: str) -> list[PGresult]:
 
 async def _results(pgconn: PGconn) -> list[PGresult]:
     """Send what libpq holds and collect every result of the command, waiting on the event
-    loop for the socket (psycopg's connections are non-blocking)."""
+    loop for the socket (psycopg's connections are non-blocking).
+
+    PostgreSQL sends a result as it makes it, in 8 KiB writes, and one ``consume_input`` reads
+    what libpq's 16 KiB buffer has room for: a page of profiles arrives in a few pieces, a
+    coalesced read of many pages in dozens. Each piece is read in the reader's callback as it
+    arrives, with the reader registered once a result: waking the waiting task for every piece,
+    to read it and register again, cost a task step and two ``epoll_ctl`` calls a piece (1.5
+    calls a list response, against 0.07; docs/performance.md, "Round 12")."""
     loop = asyncio.get_running_loop()
     fd = pgconn.socket
-    while pgconn.flush():  # 1: not all sent yet
-        await _writable(loop, fd)
+    if pgconn.flush():  # 1: not all sent yet
+        await _until(loop, fd, lambda: not pgconn.flush(), write=True)
     results: list[PGresult] = []
     while True:
         if pgconn.is_busy():
-            await _complete(loop, fd, pgconn)
+            await _until(loop, fd, lambda: _received(pgconn), write=False)
         result = pgconn.get_result()
         if result is None:
             return results
         results.append(result)
 
 
-async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    ready = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_writer(fd)
+def _received(pgconn: PGconn) -> bool:
+    """Read what the socket holds; whether libpq now holds a whole result."""
+    pgconn.consume_input()
+    return not pgconn.is_busy()
 
 
-async def _complete(loop: asyncio.AbstractEventLoop, fd: int, pgconn: PGconn) -> None:
-    """Wait until libpq holds a whole result (``is_busy`` false).
-
-    PostgreSQL sends a result as it makes it, in 8 KiB writes, and one ``consume_input`` reads
-    what libpq's 16 KiB buffer has room for: a page of profiles arrives in a few pieces, a
-    coalesced read of many pages in dozens. Each piece is read in the reader's callback as it
-    arrives, with the reader registered once: waking the waiting task for every piece, to read
-    it and register again, cost a task step and two ``epoll_ctl`` calls a piece (1.5 calls a
-    list response, against 0.07; docs/performance.md, "Round 12")."""
+async def _until(
+    loop: asyncio.AbstractEventLoop, fd: int, finished: Callable[[], bool], *, write: bool
+) -> None:
+    """Wait until ``finished()``, called each time ``fd`` is ready (readable, or writable with
+    ``write``), says so; what it raises (a broken connection) is raised here."""
     done: asyncio.Future[None] = loop.create_future()
 
-    def readable() -> None:
+    def ready() -> None:
         if done.done():
             return
         try:
-            pgconn.consume_input()
-            if not pgconn.is_busy():
+            if finished():
                 done.set_result(None)
-        except Exception as e:  # the connection broke: the waiting task raises it
+        except Exception as e:
             done.set_exception(e)
 
-    loop.add_reader(fd, readable)
+    if write:
+        add, remove = loop.add_writer, loop.remove_writer
+    else:
+        add, remove = loop.add_reader, loop.remove_reader
+    add(fd, ready)
     try:
         await done
     finally:
-        loop.remove_reader(fd)
+        remove(fd)
