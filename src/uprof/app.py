@@ -116,8 +116,8 @@ def app_from_env() -> ApiDispatch:
     # A young-generation collection every 10,000 net allocations of tracked objects instead of
     # 700. Serving makes no cyclic garbage (none found in a second of updates at 10k req/s),
     # but the requests in flight at each collection survive it, and their later release does
-    # not count back: at 700 one ran every ~70 updates and found nothing,
-    # and every tenth one walked the middle generation too (2-2.5% of the loop's CPU, and a
-    # ~3 ms full collection about once a second; docs/performance.md "Round 12").
+    # not count back: at 700 one ran every ~70 updates and found nothing, and every tenth
+    # walked the middle generation too (2-2.5% of the loop's CPU, and a ~3 ms full collection
+    # about once a second; docs/decisions.md O16, docs/performance.md "Round 12").
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     return app

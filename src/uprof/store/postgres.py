@@ -317,6 +317,14 @@ def _replay(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[tu
     return outcomes
 
 
+def _equal_chunks(items: list[T], most: int) -> list[list[T]]:
+    """``items`` in as few chunks of at most ``most`` as can be, all of one size but the last,
+    which may be smaller."""
+    count = -(-len(items) // most)
+    size = -(-len(items) // count)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 class PostgresDatabase:
     """Queries run on the event loop; units of work in worker threads, one thread hop each.
 
@@ -607,10 +615,9 @@ class PostgresDatabase:
                 for (_, future), rows in zip(chunk, of_read, strict=True)
             ]
 
-        # Chunks of equal size, each on a connection of its own, all at once.
-        size = -(-len(reads) // -(-len(reads) // _MAX_READS))
-        chunks = [reads[i : i + size] for i in range(0, len(reads), size)]
-        return [answer for part in await asyncio.gather(*map(run, chunks)) for answer in part]
+        # Each chunk on a connection of its own, all at once.
+        parts = await asyncio.gather(*map(run, _equal_chunks(reads, _MAX_READS)))
+        return [answer for part in parts for answer in part]
 
     async def _run_batch(
         self,

@@ -45,8 +45,10 @@ class SqliteDatabase:
         wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB,
     ):
         path = sqlite_path(url)
-        if path is not None and str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+        # The database file (None in memory): the catch-up syncs it (``_copy_back``).
+        self._file = path if path is not None and str(path) not in ("", ":memory:") else None
+        if self._file is not None:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         self._synchronous = synchronous
         # In WAL mode only FULL and EXTRA sync the WAL at every COMMIT.
@@ -351,13 +353,23 @@ class SqliteDatabase:
         # under steady writes, and the kernel writes dirty pages back after ~30 s. The last
         # step's sync wrote all of them with writes held back (92-300 ms at 1M profiles,
         # docs/performance.md "Round 12"); synced here first, it has one pass's pages left.
-        _sync_file(raw)
+        self._sync_file()
         if self._batch_lock.acquire(timeout=_LAST_STEP_WAIT_MS / 1000):
             try:
                 if not self._closed:
                     raw.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
             finally:
                 self._batch_lock.release()
+
+    def _sync_file(self) -> None:
+        """fsync the database file (nothing to sync in memory)."""
+        if self._file is None:
+            return
+        fd = os.open(self._file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _run_jobs(
@@ -409,18 +421,6 @@ class SqliteDatabase:
         self.engine.dispose()
         self._write_engine.dispose()
         self._batch_engine.dispose()
-
-
-def _sync_file(raw: Any) -> None:
-    """fsync the main database file of the connection ``raw`` (none for an in-memory one)."""
-    path = raw.execute("PRAGMA database_list").fetchone()[2]
-    if not path:
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Checkpointer:
