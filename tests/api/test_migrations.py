@@ -19,9 +19,9 @@ from uprof.domain.timefmt import from_us
 from uprof.store import profiles as profile_store
 from uprof.store.database import open_database
 from uprof.store.migrate import current_revision, migrate
-from uprof.store.tables import metadata
+from uprof.store.tables import metadata, user_profiles
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_profiles_of_revision_0001_read_the_same_after_the_upgrade(fresh_url: st
         db.close()
 
 
-@pytest.mark.parametrize("revision", ["0001"])
+@pytest.mark.parametrize("revision", ["0001", "0002"])
 def test_every_revision_upgrades_an_empty_database(fresh_url: str, revision: str) -> None:
     db = open_database(fresh_url)
     try:
@@ -185,5 +185,53 @@ def test_every_revision_upgrades_an_empty_database(fresh_url: str, revision: str
         assert current_revision(db) == revision
         migrate(db)
         assert current_revision(db) == HEAD
+    finally:
+        db.close()
+
+
+def test_an_update_of_the_document_stays_on_its_page(fresh_url: str) -> None:
+    """PostgreSQL: the profiles table leaves room on its pages (migration 0003), so rewriting a
+    row's document, as a metadata merge does, is a heap-only update that writes no index entry.
+    At the default fill factor the pages that inserts filled have no room, and such an update
+    moves the row and writes an entry in each index."""
+    if not fresh_url.startswith("postgresql"):
+        pytest.skip("fill factor and heap-only updates are PostgreSQL's")
+    db = open_database(fresh_url)
+    try:
+        migrate(db)
+        declared = user_profiles.dialect_options["postgresql"]["with"]
+        assert declared == {"fillfactor": 90}
+
+        def fill_then_update(conn: Any) -> tuple[list[str], int, int]:
+            options = conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'user_profiles'")
+            ).scalar_one()
+            conn.execute(text("INSERT INTO organizations VALUES ('org_ff', 'ff', 1)"))
+            doc = "x" * 500  # about a profile's size: some sixteen rows a page
+            conn.execute(
+                text(
+                    "INSERT INTO user_profiles (id, org_id, created_at, name_key, doc) "
+                    "SELECT 'uprof_' || i, 'org_ff', i, NULL, :doc FROM generate_series(1, 200) i"
+                ),
+                {"doc": doc},
+            )
+            # One row a page (fewer rows fit on a page than 16): each page's free space
+            # decides, not the versions this transaction leaves behind on it.
+            conn.execute(
+                text("UPDATE user_profiles SET doc = :doc WHERE created_at % 16 = 0"),
+                {"doc": doc + "y"},
+            )
+            updated, hot = conn.execute(
+                text(
+                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                    "WHERE relname = 'user_profiles'"
+                )
+            ).one()
+            return options, updated, hot
+
+        options, updated, hot = db.write_sync(fill_then_update)
+        assert options == [f"fillfactor={declared['fillfactor']}"]
+        assert updated == 12
+        assert hot == updated
     finally:
         db.close()

@@ -62,6 +62,9 @@ user_profiles = Table(
     Column("doc", Text, nullable=False),
     Index("ix_user_profiles_org_created", "org_id", "created_at", "id"),
     Index("ix_user_profiles_org_name", "org_id", "name_key", "id"),
+    # Room on each page for an update to stay there (a HOT update: no index entry written);
+    # migration 0003, decisions O17.
+    postgresql_with={"fillfactor": 90},
 )
 
 links = Table(
