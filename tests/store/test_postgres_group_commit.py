@@ -420,7 +420,7 @@ def test_a_batch_locks_its_profiles_in_one_statement_and_writes_them_in_one_roun
     # statements a write (12 writes of 6 rows: 12 SELECT ... FOR UPDATE and 12 UPDATE before).
     selects = [s for s in sent if "FOR UPDATE" in s]
     updates = [s for s in sent if s.startswith("UPDATE")]
-    assert len(selects) == len(updates) <= 4, sent
+    assert len(selects) == len(updates) <= postgres._LANES, sent
     assert all("ANY" in s for s in selects), selects
     # a lane's rows in one statement over a VALUES list, their values bound into its text
     assert all("FROM (VALUES (" in u for u in updates), updates
