@@ -39,7 +39,7 @@ def test_help_for_every_command(args: tuple[str, ...], tmp_path: Path) -> None:
 def test_migrate_reports_the_revision(tmp_path: Path) -> None:
     r = uprof("migrate", db=f"sqlite:///{tmp_path}/m.db")
     assert r.returncode == 0, r.stderr
-    assert "revision 0002" in r.stdout
+    assert "revision 0003" in r.stdout
 
 
 def _serve(tmp_path: Path, port: int) -> subprocess.Popen[str]:
