@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -38,6 +39,9 @@ class KeyService:
         self._clock = clock
         self._new_id = new_id
         self._cache: dict[str, tuple[str, float]] = {}
+        # The lookups running now, by digest: the requests that miss the cache at one moment
+        # (every request in flight, when a key's entry expires under load) share one.
+        self._looking_up: dict[str, asyncio.Task[str | None]] = {}
         # Bumped by every revocation made through this service: caches of authentication
         # outcomes kept elsewhere (the HTTP layer's) compare it and drop what they hold.
         self.revision = 0
@@ -49,12 +53,30 @@ class KeyService:
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
+        lookup = self._looking_up.get(digest)
+        if lookup is None or lookup.get_loop() is not asyncio.get_running_loop():
+            lookup = asyncio.ensure_future(self._look_up(digest))
+            self._looking_up[digest] = lookup
+            lookup.add_done_callback(lambda done: self._looked_up(digest, done))
+        # Shielded: a request that goes away (its client disconnected) does not cancel the
+        # lookup the others wait for.
+        return await asyncio.shield(lookup)
+
+    async def _look_up(self, digest: str) -> str | None:
+        revision = self.revision
         org_id = await self._db.read(lambda conn: store.org_for_key_hash(conn, digest))
-        if org_id is not None:
+        # A revocation while it ran may have made the answer stale: give it, but keep nothing.
+        if org_id is not None and revision == self.revision:
             if len(self._cache) >= _AUTH_CACHE_MAX:
                 self._cache.clear()
-            self._cache[digest] = (org_id, now + AUTH_CACHE_SECONDS)
+            self._cache[digest] = (org_id, time.monotonic() + AUTH_CACHE_SECONDS)
         return org_id
+
+    def _looked_up(self, digest: str, done: asyncio.Task[str | None]) -> None:
+        if self._looking_up.get(digest) is done:
+            del self._looking_up[digest]
+        if not done.cancelled():
+            done.exception()  # retrieved: its waiters have it, or had gone
 
     # --- operator commands (synchronous: CLI and start-up) -------------------------------------
 
@@ -115,5 +137,6 @@ class KeyService:
     def revoke(self, key_id: str) -> bool:
         revoked = self._db.write_sync(lambda conn: store.revoke_key(conn, key_id, self._clock()))
         self._cache.clear()
+        self._looking_up.clear()  # the requests after it look the key up afresh
         self.revision += 1  # and so every cache keyed on it
         return revoked
