@@ -5,8 +5,8 @@ An update that changes no indexed column (a metadata merge writes ``doc`` alone)
 heap-only tuple (HOT) update: the new version goes on the same page and no index gets a new
 entry. That needs room on the page. At the default fill factor of 100 a table filled by inserts
 has none, so the first update of most rows moved them to another page and wrote a new entry in
-each of the table's three indexes: 28% of the updates under the benchmark's load were HOT, and
-100% at 90 (decisions O17, docs/performance.md "Round 13").
+each of the table's three indexes: 28% of the updates were HOT in a first run of the update
+benchmark on a freshly loaded store, 100% at 90 (decisions O17, docs/performance.md "Round 13").
 
 The setting governs the pages written from now on; the pages of an existing table keep what
 they hold until they are rewritten (``VACUUM FULL user_profiles``, which locks the table while
