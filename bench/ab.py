@@ -25,24 +25,31 @@ import click
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DEFAULT_DATA_DIR, RESULTS_DIR, parse_size
+from bench.common import (
+    DEFAULT_DATA_DIR,
+    RESULTS_DIR,
+    in_turns,
+    pair_ratios,
+    paired_ratio,
+    parse_size,
+)
 from bench.load import load, reset
 
 
 def turn(round_no: int) -> tuple[str, str]:
     """Which build goes first in a round: A B, then B A, so that neither is always the one
     measured right after the other has run."""
-    return ("A", "B") if round_no % 2 == 0 else ("B", "A")
+    return in_turns(round_no, ("A", "B"))
 
 
 def summary_line(scenario: str, a: list[float], b: list[float]) -> str:
     """Each build's median throughput, B/A of each round, and the median of those ratios."""
-    pairs = [rb / ra for ra, rb in zip(a, b, strict=True)]
+    pairs = pair_ratios(a, b)
     return (
         f"{scenario:<7} A {statistics.median(a):>8,.0f} req/s   "
         f"B {statistics.median(b):>8,.0f} req/s   "
         f"B/A by round {' '.join(f'{p:.2f}' for p in pairs)}   "
-        f"median {statistics.median(pairs):.3f}"
+        f"median {paired_ratio(a, b):.3f}"
     )
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -26,6 +29,8 @@ BENCH_KEY = "sk-ant-uprof-bench-0123456789abcdef0123456789abcdef"
 # Loaded profiles are created this far apart, ending before the load starts: everything the
 # benchmark creates later sorts after them (and is removed again before the next run).
 LOAD_SPACING_US = 1_000
+
+T = TypeVar("T")
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 
@@ -69,3 +74,32 @@ def sample_response_body() -> bytes:
     """A real GA retrieve response of a loaded profile, rendered by uprof's own code."""
     p = bench_profile(12345, "uprof_" + "x" * 24, "org_" + "y" * 24, 1_767_225_600_123_456)
     return msgspec.json.encode(render(GA, p, Detail.FULL))
+
+
+def in_turns(round_no: int, pair: tuple[T, T]) -> tuple[T, T]:
+    """The order of a round's two runs: as given, then swapped, and so on, so that neither is
+    always the one measured right after the other, and a host that speeds up or slows down
+    within a round favours each side equally often."""
+    return pair if round_no % 2 == 0 else (pair[1], pair[0])
+
+
+def pair_ratios(first: Sequence[float], second: Sequence[float]) -> list[float]:
+    """``second / first`` of each round: two runs measured seconds apart, in which the host's
+    phase (which moves every throughput on this shared VM by a quarter between minutes) is
+    nearly the same and cancels out."""
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} runs against {len(second)}: not one pair a round")
+    return [b / a if a else 0.0 for a, b in zip(first, second, strict=True)]
+
+
+def paired_ratio(first: Sequence[float], second: Sequence[float]) -> float:
+    """The figure of a paired measurement: the median of its rounds' ratios."""
+    return statistics.median(pair_ratios(first, second))
+
+
+def spread(ratios: Sequence[float]) -> str:
+    """The lowest and highest of the rounds' ratios (the noise a paired figure carries), or
+    blank for fewer than two rounds."""
+    if len(ratios) < 2:
+        return ""
+    return f"{min(ratios):.2f}-{max(ratios):.2f}"

@@ -14,7 +14,7 @@ if __package__ in (None, ""):
 
 import click
 
-from bench.common import size_label
+from bench.common import size_label, spread
 
 
 @click.command()
@@ -23,9 +23,10 @@ def main(paths: tuple[Path, ...]) -> None:
     """Print the rows of one or more results files as a Markdown table."""
     click.echo(
         "| backend | workers | profiles | scenario | baseline req/s | baseline p99 | uprof req/s "
-        "| ratio | target | p50 ms | p99 ms | peak RSS / private MiB | server/wrk/pg CPU % | met |"
+        "| ratio | rounds | target | p50 ms | p99 ms | peak RSS / private MiB "
+        "| server/wrk/pg CPU % | met |"
     )
-    click.echo("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    click.echo("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     extras = []
     for path in paths:
         data = json.loads(path.read_text())
@@ -37,7 +38,8 @@ def main(paths: tuple[Path, ...]) -> None:
             click.echo(
                 f"| {r['backend']} | {r['workers']} | {size_label(r['n'])} | {r['scenario']} "
                 f"| {b['rps']:,.0f} | {b['p99_ms']:.1f} | {u['rps']:,.0f} | {r['ratio']:.2f} "
-                f"| {r['target_ratio']:.2f} | {u['p50_ms']:.1f} | {u['p99_ms']:.1f} "
+                f"| {spread(r.get('pair_ratios', []))} | {r['target_ratio']:.2f} "
+                f"| {u['p50_ms']:.1f} | {u['p99_ms']:.1f} "
                 f"| {u['peak_rss_mib']:.0f} / {u.get('peak_private_mib', 0):.0f} | {cpu} "
                 f"| {met}{' ERRORS' if errors else ''} |"
             )

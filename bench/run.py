@@ -48,8 +48,11 @@ from bench.common import (
     RESULTS_DIR,
     ROOT,
     WRK_DIR,
+    in_turns,
+    pair_ratios,
     parse_size,
     size_label,
+    spread,
 )
 from bench.load import Loaded, count, load, reset, store_engine
 from uprof.store.database import sqlite_path
@@ -573,16 +576,42 @@ def _profile(recorder: subprocess.Popen[bytes], out: Path, seconds: int) -> dict
 
 @dataclass
 class Row:
+    """A scenario's figures: the median run of each server, and uprof / baseline of each round.
+
+    The ratio is the median of the rounds' ratios (``pairs``), each from two runs measured
+    seconds apart, as ``bench/ab.py`` reports its pairs: the host's phase moves both runs of a
+    round alike, while the two median runs may come from different rounds (and so from
+    different phases of the host). Without rounds it is the median runs' ratio."""
+
     backend: str
     workers: int
     n: int
     scenario: str
     baseline: Run
     uprof: Run
+    pairs: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of_rounds(
+        cls,
+        backend: str,
+        workers: int,
+        n: int,
+        scenario: str,
+        baseline: list[Run],
+        uprof: list[Run],
+    ) -> Row:
+        """The row of ``baseline[i]`` and ``uprof[i]`` measured in round ``i``."""
+        pairs = pair_ratios([r.rps for r in baseline], [r.rps for r in uprof])
+        return cls(backend, workers, n, scenario, median_run(baseline), median_run(uprof), pairs)
+
+    @property
+    def ratio_of_medians(self) -> float:
+        return self.uprof.rps / self.baseline.rps if self.baseline.rps else 0.0
 
     @property
     def ratio(self) -> float:
-        return self.uprof.rps / self.baseline.rps if self.baseline.rps else 0.0
+        return statistics.median(self.pairs) if self.pairs else self.ratio_of_medians
 
     @property
     def ratio_met(self) -> bool:
@@ -599,6 +628,8 @@ class Row:
             "n": self.n,
             "scenario": self.scenario,
             "ratio": round(self.ratio, 4),
+            "pair_ratios": [round(p, 4) for p in self.pairs],
+            "ratio_of_medians": round(self.ratio_of_medians, 4),
             "target_ratio": TARGET_RATIO[self.scenario],
             "ratio_met": self.ratio_met,
             "p99_met": self.p99_met,
@@ -609,7 +640,7 @@ class Row:
 
 HEADER = (
     f"{'backend':<9}{'w':>2} {'profiles':>8} {'scenario':<8}"
-    f"{'base req/s':>11}{'b.p99':>7}{'req/s':>9}{'ratio':>7}{'target':>8}"
+    f"{'base req/s':>11}{'b.p99':>7}{'req/s':>9}{'ratio':>7}{'rounds':>11}{'target':>8}"
     f"{'p50 ms':>8}{'p99 ms':>8}{'RSS/priv MiB':>13}  {'cpu srv/wrk/pg %':<18}{'met?':<6}"
 )
 
@@ -628,6 +659,7 @@ def format_row(row: Row) -> str:
     line = (
         f"{row.backend:<9}{row.workers:>2} {size_label(row.n):>8} {row.scenario:<8}"
         f"{row.baseline.rps:>11,.0f}{row.baseline.p99_ms:>7.2f}{u.rps:>9,.0f}{row.ratio:>7.2f}"
+        f"{spread(row.pairs):>11}"
         f"{'>=' + format(TARGET_RATIO[row.scenario], '.2f'):>8}"
         f"{u.p50_ms:>8.2f}{u.p99_ms:>8.2f}{rss:>13}  {cpu:<18}{verdict}"
     )
@@ -1054,21 +1086,16 @@ def main(
                         }
                         for scenario in wanted:
                             runs: dict[str, list[Run]] = {"baseline": [], "uprof": []}
-                            for _ in range(repeat):
-                                for server in (base, up):
+                            for i in range(repeat):
+                                for server in in_turns(i, (base, up)):
                                     if server is up:
                                         # The store's pages, as a server up a while has them:
                                         # what the guest evicted during the last runs is read
                                         # again (see prewarm; SQLite and PostgreSQL alike).
                                         prewarm(loaded.database_url)
                                     runs[server.name].append(measure(server, scenario, **drive))
-                            row = Row(
-                                backend,
-                                w,
-                                n,
-                                scenario,
-                                median_run(runs["baseline"]),
-                                median_run(runs["uprof"]),
+                            row = Row.of_rounds(
+                                backend, w, n, scenario, runs["baseline"], runs["uprof"]
                             )
                             rows.append(row)
                             click.echo(format_row(row))
