@@ -7,8 +7,9 @@ For each worker count it starts the baseline (bench/baseline.py: a bare ASGI app
 constant profile-sized body, on the same uvicorn settings as ``uprof serve``), and for each
 backend (SQLite; PostgreSQL with --postgres) and size it loads the store (cached under
 bench/.data), starts ``uprof serve`` on it, and drives both with wrk at 64 connections: GET one
-profile, list (walking pages), create, update. Each scenario runs on the baseline and then on
-uprof right after it, so both see the same machine; the ratio is uprof / baseline.
+profile, list (walking pages), create, update. Each scenario runs in rounds of one run on each
+server, taking turns going first, so both see the same machine; the ratio is uprof / baseline
+of each round, and the median of those is reported.
 
 Prints req/s, p50/p99, the ratio, peak RSS and whether the target is met; writes
 bench/results/<timestamp>.json and a PNG chart. See bench/README.md.
@@ -898,7 +899,8 @@ def crash_check(
     type=int,
     default=1,
     show_default=True,
-    help="Runs per scenario and target (alternating); the median is reported.",
+    help="Rounds per scenario (a run of each server, in turns); the median round's ratio "
+    "is reported.",
 )
 @click.option("--connections", type=int, default=64, show_default=True)
 @click.option("--scenarios", default=",".join(SCENARIOS), show_default=True)
