@@ -4,7 +4,6 @@ rounds' ratios (what a host that changes speed between rounds cannot move)."""
 from __future__ import annotations
 
 import pytest
-
 from bench.common import in_turns, paired_ratio, spread
 from bench.run import HEADER, Row, Run, format_row
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import platform
 import sys
@@ -410,3 +411,40 @@ def test_a_bundled_sqlite_that_does_not_load_is_reported_and_passed_over(
     with caplog.at_level("WARNING", logger="uprof.store"):
         assert sqlite_driver._load() is standard
     assert "does not load" in caplog.text and "symbol not found" in caplog.text
+
+
+def test_a_last_step_that_a_reader_keeps_from_finishing_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The catch-up's FULL checkpoint waits (up to its budget, writes held back) for readers of
+    an older snapshot. When it gives up, the WAL stays past its limit and the next batch starts
+    another catch-up, a stall that repeats: the operator is told, not left with a p99."""
+    from uprof.store import sqlite_driver
+
+    path = tmp_path / "r.sqlite"
+    database = SqliteDatabase(f"sqlite:///{path}", synchronous="FULL")
+    reader = sqlite_driver.dbapi.connect(str(path), isolation_level=None)
+    raw = sqlite_driver.dbapi.connect(str(path))
+    try:
+        database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT, v TEXT)"))
+        assert asyncio.run(_together(database, *(_put(f"a{i}") for i in range(20))))[-1] == "a19"
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM t").fetchone() == (20,)  # its snapshot
+        asyncio.run(_together(database, *(_put(f"b{i}") for i in range(20))))
+        with caplog.at_level(logging.WARNING, logger="uprof"):
+            started = time.monotonic()
+            database._copy_back(raw)
+            waited = time.monotonic() - started
+        assert waited >= 0.15  # the last step's budget was spent waiting for the reader
+        warnings = [r.getMessage() for r in caplog.records if "WAL catch-up" in r.getMessage()]
+        assert len(warnings) == 1, warnings
+        assert "still in use by a reader of an older snapshot" in warnings[0]
+        reader.execute("COMMIT")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="uprof"):
+            database._copy_back(raw)  # nothing holds it now: it finishes, quietly
+        assert not [r for r in caplog.records if "WAL catch-up" in r.getMessage()]
+    finally:
+        reader.close()
+        raw.close()
+        database.close()

@@ -28,6 +28,8 @@ _MAX_BATCH = 512
 _CATCH_UP_PASSES = 8
 _CATCH_UP_FRAMES = 1000
 _LAST_STEP_WAIT_MS = 200
+# A last step that holds writes back longer than this is logged (it usually takes ~20 ms).
+_SLOW_LAST_STEP_MS = 100
 # How many of its intervals the checkpoint thread waits for a batch to take ``due``.
 _DUE_PATIENCE = 5
 
@@ -357,7 +359,10 @@ class SqliteDatabase:
         if self._batch_lock.acquire(timeout=_LAST_STEP_WAIT_MS / 1000):
             try:
                 if not self._closed:
-                    raw.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+                    started = time.monotonic()
+                    busy, frames, copied = raw.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+                    held_ms = (time.monotonic() - started) * 1000
+                    _report_last_step(busy, frames, copied, held_ms)
             finally:
                 self._batch_lock.release()
 
@@ -421,6 +426,23 @@ class SqliteDatabase:
         self.engine.dispose()
         self._write_engine.dispose()
         self._batch_engine.dispose()
+
+
+def _report_last_step(busy: int, frames: int, copied: int, held_ms: float) -> None:
+    """Log a catch-up's last step that held writes back long or did not finish: every write
+    of the process waited for it, and one that did not finish leaves the WAL past its limit,
+    so the next batch starts another catch-up (a stall that repeats). Readers of an older
+    snapshot, here or in another process, are what a FULL checkpoint waits for."""
+    if busy:
+        log.warning(
+            "WAL catch-up: writes held back %.0f ms and the WAL still in use by a reader of "
+            "an older snapshot (%d of %d frames copied); it starts over at a later catch-up",
+            held_ms,
+            copied,
+            frames,
+        )
+    elif held_ms > _SLOW_LAST_STEP_MS:
+        log.warning("WAL catch-up: writes held back %.0f ms (%d frames copied)", held_ms, copied)
 
 
 class _Checkpointer:
