@@ -582,7 +582,7 @@ class Row:
     The ratio is the median of the rounds' ratios (``pairs``), each from two runs measured
     seconds apart, as ``bench/ab.py`` reports its pairs: the host's phase moves both runs of a
     round alike, while the two median runs may come from different rounds (and so from
-    different phases of the host). Without rounds it is the median runs' ratio."""
+    different phases of the host)."""
 
     backend: str
     workers: int
@@ -590,7 +590,7 @@ class Row:
     scenario: str
     baseline: Run
     uprof: Run
-    pairs: list[float] = field(default_factory=list)
+    pairs: list[float]
 
     @classmethod
     def of_rounds(
@@ -612,7 +612,7 @@ class Row:
 
     @property
     def ratio(self) -> float:
-        return statistics.median(self.pairs) if self.pairs else self.ratio_of_medians
+        return statistics.median(self.pairs)
 
     @property
     def ratio_met(self) -> bool:
