@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
 
 from uprof.domain.errors import InvalidRequest, NotFound
 from uprof.domain.model import ENFORCEMENT_STATUSES, LinkKind, ListQuery
@@ -154,7 +152,3 @@ async def create_action_url(request: ApiRequest) -> JsonResponse:
         {"type": "user_profile_action_url", "url": url, "expires_at": format_us(expires_at)},
         caller,
     )
-
-
-async def health(request: Request) -> Response:
-    return Response(b'{"status":"ok"}', media_type="application/json")

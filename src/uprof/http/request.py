@@ -7,7 +7,7 @@ and websocket support); on a point lookup that machinery costs more than the loo
 a ``JsonResponse`` is a status, a body and the few headers this API sends.
 
 ``ApiDispatch`` builds both for the routes it matches. The routes Starlette dispatches itself
-(``HEAD``, a ``root_path``) reach the same endpoints through ``starlette_endpoint``.
+(``HEAD``, a ``root_path``) reach the same endpoints through ``uprof.http.routes``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from uprof.service.container import Services
@@ -111,25 +109,3 @@ class JsonResponse:
 
 
 Endpoint = Callable[[ApiRequest], Awaitable[JsonResponse]]
-
-
-def starlette_endpoint(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    """The endpoint as Starlette calls it, for the requests Starlette routes itself."""
-
-    async def run(request: Request) -> Response:
-        state = request.app.state
-        api_request = ApiRequest(
-            request.scope,
-            request.receive,
-            state.services,
-            state.callers,
-            state.views,
-            request.path_params,
-        )
-        result = await endpoint(api_request)
-        response = Response(result.body)
-        response.raw_headers = result.headers()  # RequestIdMiddleware adds the request-id
-        return response
-
-    run.__name__ = run.__qualname__ = endpoint.__name__
-    return run
