@@ -122,6 +122,7 @@ def serve(
         }
     )
     click.echo(f"uprof: serving {settings.base_url} on {_describe(settings.database_url)}")
+    click.echo(f"uprof: native request path {_native_line()}")
     uvicorn.run(
         "uprof.app:app_from_env",
         factory=True,
@@ -131,6 +132,13 @@ def serve(
         access_log=access_log,
         **UVICORN_OPTIONS,
     )
+
+
+def _native_line() -> str:
+    from uprof import native as n
+
+    s = n.status()
+    return f"on ({s.reason})" if s.active else f"off: {s.reason}"
 
 
 def _describe(url: str) -> str:
@@ -246,3 +254,30 @@ def keys_revoke(key_id: str) -> None:
         click.echo(f"uprof: no active key {key_id}", err=True)
         sys.exit(1)
     click.echo(f"uprof: revoked {key_id}")
+
+
+@main.group()
+def native() -> None:
+    """The request path compiled to C (mypyc), used when a build matches the sources."""
+
+
+@native.command("build")
+@click.option("--force", is_flag=True, help="Build again even if a build of these sources exists.")
+def native_build(force: bool) -> None:
+    """Compile the request path for these sources (once per source version; ~1 min)."""
+    from uprof import native as n
+
+    try:
+        path, made = n.build(force=force)
+    except n.NativeError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"uprof: native build {'made' if made else 'already there'}: {path}")
+
+
+@native.command("status")
+def native_status() -> None:
+    """Say whether a native build of these sources exists and would serve."""
+    from uprof import native as n
+
+    s = n.status()
+    click.echo(f"{'on' if s.active else 'off'}: {s.reason} [{s.path}]")
