@@ -56,6 +56,7 @@ from bench.common import (
     spread,
 )
 from bench.load import Loaded, count, load, reset, store_engine
+from uprof import native as uprof_native
 from uprof.store.database import sqlite_path
 from uprof.store.sqlite_driver import dbapi as driver
 
@@ -280,10 +281,17 @@ def uprof_cmd(
 UPROF_SRC = ROOT / "src"
 
 
+def native_build(src: Path | None = None) -> Path | None:
+    """The native build (``uprof.native``) of the sources uprof is served from, if one exists:
+    the server is then made to use it (``UPROF_NATIVE=require``), and otherwise not to."""
+    return uprof_native.find_build((src or UPROF_SRC) / "uprof")
+
+
 def server_env(extra: dict[str, str] | None = None, *, src: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPROF_")}
     env["PYTHONPATH"] = os.pathsep.join([str(src or UPROF_SRC), str(ROOT)])
     env["UPROF_BOOTSTRAP_API_KEY"] = BENCH_KEY
+    env["UPROF_NATIVE"] = "require" if native_build(src) is not None else "off"
     env.update(extra or {})
     return env
 
@@ -1011,10 +1019,17 @@ def main(
     out.mkdir(parents=True, exist_ok=True)
     logs = out / f"{stamp}-logs"
     info = machine()
+    build = native_build()
+    info["native"] = (
+        f"on ({len(uprof_native.MODULES)} modules compiled by mypyc, {build.name})"
+        if build is not None
+        else "off (no native build of these sources: `uprof native build`)"
+    )
     click.echo(
         f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
         f"Linux {info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}, {info['wrk']}"
     )
+    click.echo(f"uprof: native request path {info['native']}")
     click.echo(
         f"load: wrk, 1 thread, {connections} connections, {seconds}s per run, {repeat} run(s) "
         f"per scenario and target; SQLite synchronous={sqlite_synchronous}"
