@@ -18,9 +18,9 @@ silent slowdown).
 The modules are chosen to compile without changing what they do. What mypyc changes, and what
 the code here avoids for it: a compiled function is not a Python function (Starlette tells an
 endpoint from an ASGI app by ``inspect.isfunction``: its adapters stay in ``uprof.http.routes``);
-a compiled class's methods cannot be replaced at run time (the modules whose methods tests
-replace stay interpreted: the SQLite store, the response clusters); a ``msgspec.Struct``
-defined in a compiled module is not one (the modules that define Structs stay interpreted).
+a compiled class's methods cannot be replaced at run time; a ``msgspec.Struct`` defined in a
+compiled module is not one (the modules that define Structs stay interpreted). The SQLite store
+and the response clusters were measured slower compiled, and stay interpreted too.
 """
 
 from __future__ import annotations
@@ -228,10 +228,20 @@ def build(*, force: bool = False, out: Path | None = None) -> tuple[Path, bool]:
             os.replace(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    for other in root.iterdir():  # builds of earlier sources never match again
-        if other != final and other.is_dir():
-            shutil.rmtree(other, ignore_errors=True)
+    _prune(root, keep=final)
     return final, True
+
+
+# Builds kept besides the newest: sources switched back and forth (branches, a bisect, the
+# benchmark's before and after) find theirs again; older ones are removed.
+_KEPT_BUILDS = 3
+
+
+def _prune(root: Path, keep: Path) -> None:
+    builds = [p for p in root.iterdir() if p.is_dir() and p != keep and not p.name.startswith(".")]
+    builds.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in builds[_KEPT_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _check(staging: Path, key: str) -> None:

@@ -119,3 +119,21 @@ def test_where_a_build_serves_the_request_path_is_compiled() -> None:
         module = sys.modules.get(name) or __import__(name, fromlist=["_"])
         assert module.__file__ is not None and module.__file__.endswith(SUFFIX), name
         assert str(status.path) in module.__file__
+
+
+def test_a_new_build_keeps_the_three_before_it_and_removes_older_ones(tmp_path: Path) -> None:
+    builds = []
+    for i in range(6):
+        path = tmp_path / f"key{i}"
+        path.mkdir()
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))  # key5 newest
+        builds.append(path)
+    (tmp_path / ".staging-of-another-build").mkdir()  # a build in progress is not touched
+    native._prune(tmp_path, keep=builds[0])  # key0 was just made (its age does not matter)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".staging-of-another-build",
+        "key0",
+        "key3",
+        "key4",
+        "key5",
+    ]
