@@ -150,7 +150,8 @@ def activate() -> Status:
 
 
 def status() -> Status:
-    return _status if _status is not None else activate()
+    """What ``activate`` found (it runs once; this asks it again at no cost)."""
+    return activate()
 
 
 def find_build(package: Path = _PACKAGE) -> Path | None:
@@ -206,7 +207,7 @@ def build(*, force: bool = False, out: Path | None = None) -> tuple[Path, bool]:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
             raise NativeError(f"mypyc failed (exit {done.returncode}):\n{tail}")
         suffix = sysconfig.get_config_var("EXT_SUFFIX")
-        groups = [p for p in work.glob("*__mypyc" + suffix)]
+        groups = list(work.glob("*__mypyc" + suffix))
         if len(groups) != 1:
             raise NativeError(f"mypyc made {len(groups)} shared libraries, expected one")
         group = groups[0].name[: -len(suffix)]

@@ -61,7 +61,7 @@ def starlette_endpoint(endpoint: Endpoint) -> Callable[[Request], Awaitable[Resp
         response.raw_headers = result.headers()  # RequestIdMiddleware adds the request-id
         return response
 
-    run.__name__ = run.__qualname__ = getattr(endpoint, "__name__", "endpoint")
+    run.__name__ = run.__qualname__ = endpoint.__name__
     return run
 
 
