@@ -389,6 +389,37 @@ def page_cache_refaults() -> int | None:
     return None
 
 
+def postgres_checkpoints(database_url: str) -> tuple[int, int] | None:
+    """The checkpoints PostgreSQL has begun and the buffers they have written (its cumulative
+    ``pg_stat_bgwriter``): a run during which either moves shared the disk with a checkpoint's
+    writes, and its commits wrote whole pages to the WAL (the first change of each page after
+    a checkpoint begins). The server's ``max_wal_size`` and ``checkpoint_timeout`` decide how
+    often that is; they are the operator's settings, not uprof's."""
+    try:
+        with store_engine(database_url) as engine, engine.connect() as conn:
+            begun, written = conn.execute(
+                text(
+                    "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint"
+                    " FROM pg_stat_bgwriter"
+                )
+            ).one()
+            return int(begun), int(written)
+    except Exception:  # the figure is a note; a run without it is still a run
+        return None
+
+
+def checkpoint_note(run: Run) -> str:
+    """What a run of uprof on PostgreSQL shared with a checkpoint, if anything."""
+    begun = run.extra.get("pg_checkpoints_begun", 0)
+    written = run.extra.get("pg_checkpoint_buffers", 0)
+    if not begun and not written:
+        return ""
+    return (
+        f"   (a PostgreSQL checkpoint ran during uprof's run: {begun} begun, {written:,} "
+        "buffers written; its p99 includes the checkpoint's writes and full-page WAL records)"
+    )
+
+
 def postgres_processes() -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["name"]):
@@ -476,6 +507,7 @@ def measure(
     ids_path: str,
     pin: Pinning,
     postgres: bool,
+    database_url: str = "",
     profile_to: Path | None = None,
 ) -> Run:
     """One wrk run against ``server``; with ``profile_to``, py-spy samples the server meanwhile
@@ -503,6 +535,7 @@ def measure(
             threading.Thread(target=watch, daemon=True).start()
 
     refaults_before = page_cache_refaults()
+    checkpoints_before = postgres_checkpoints(database_url) if postgres else None
     recorder = None
     if profile_to is not None:
         recorder = server_profile.start(server.process.pid, seconds, profile_to)
@@ -528,6 +561,10 @@ def measure(
     extra: dict[str, Any] = {}
     if refaults_before is not None and refaults_after is not None:
         extra["page_cache_refaults"] = refaults_after - refaults_before
+    checkpoints_after = postgres_checkpoints(database_url) if postgres else None
+    if checkpoints_before is not None and checkpoints_after is not None:
+        extra["pg_checkpoints_begun"] = checkpoints_after[0] - checkpoints_before[0]
+        extra["pg_checkpoint_buffers"] = checkpoints_after[1] - checkpoints_before[1]
     if scenario == "list":
         extra.update(pages=result["pages"], walks=result["walks"])
     if recorder is not None and profile_to is not None:
@@ -630,6 +667,22 @@ class Row:
     def p99_met(self) -> bool:
         return self.uprof.p99_ms <= TARGET_P99_MS
 
+    @property
+    def tail(self) -> float:
+        """uprof's p99 against the p99 its throughput alone would give it: 1.0 when uprof's
+        latencies have the baseline's shape. In a closed loop of C connections the mean latency
+        is C / throughput (Little's law), so with p99 = k x mean for a tail shape k, the two
+        p99s differ by k_uprof / k_baseline times the inverse of the throughputs."""
+        b, u = self.baseline, self.uprof
+        return (u.p99_ms * u.rps) / (b.p99_ms * b.rps) if b.p99_ms and b.rps else 0.0
+
+    @property
+    def p99_needs_ratio(self) -> float:
+        """The ratio at which uprof's p99 would be the target if its tail had the baseline's
+        shape: above the ratio target, the p99 target asks for more throughput than the ratio
+        target does, whatever uprof's tail."""
+        return self.baseline.p99_ms / TARGET_P99_MS
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
@@ -642,6 +695,8 @@ class Row:
             "target_ratio": TARGET_RATIO[self.scenario],
             "ratio_met": self.ratio_met,
             "p99_met": self.p99_met,
+            "tail": round(self.tail, 4),
+            "p99_needs_ratio": round(self.p99_needs_ratio, 4),
             "baseline": asdict(self.baseline),
             "uprof": asdict(self.uprof),
         }
@@ -650,7 +705,8 @@ class Row:
 HEADER = (
     f"{'backend':<9}{'w':>2} {'profiles':>8} {'scenario':<8}"
     f"{'base req/s':>11}{'b.p99':>7}{'req/s':>9}{'ratio':>7}{'rounds':>11}{'target':>8}"
-    f"{'p50 ms':>8}{'p99 ms':>8}{'RSS/priv MiB':>13}  {'cpu srv/wrk/pg %':<18}{'met?':<6}"
+    f"{'p50 ms':>8}{'p99 ms':>8}{'tail':>6}{'RSS/priv MiB':>13}"
+    f"  {'cpu srv/wrk/pg %':<18}{'met?':<6}"
 )
 
 
@@ -670,7 +726,7 @@ def format_row(row: Row) -> str:
         f"{row.baseline.rps:>11,.0f}{row.baseline.p99_ms:>7.2f}{u.rps:>9,.0f}{row.ratio:>7.2f}"
         f"{spread(row.pairs):>11}"
         f"{'>=' + format(TARGET_RATIO[row.scenario], '.2f'):>8}"
-        f"{u.p50_ms:>8.2f}{u.p99_ms:>8.2f}{rss:>13}  {cpu:<18}{verdict}"
+        f"{u.p50_ms:>8.2f}{u.p99_ms:>8.2f}{row.tail:>6.2f}{rss:>13}  {cpu:<18}{verdict}"
     )
     if u.error_count or row.baseline.error_count:
         line += "\n" + _color(
@@ -712,6 +768,30 @@ def scaling_lines(rows: list[Row]) -> list[str]:
                 f"{backend:<9}w{workers} {scenario:<7} {size_label(hi):>4} vs {size_label(lo):<4}: "
                 f"req/s {tput:5.2f}x, p99 {p99:5.2f}x  {verdict}"
             )
+    return out
+
+
+# A tail this much longer than the baseline's is uprof's own, not its throughput's.
+OWN_TAIL = 1.25
+
+
+def p99_lines(rows: list[Row]) -> list[str]:
+    """Each missed p99, told apart: the throughput's (uprof's latencies shaped as the
+    baseline's, ``Row.tail`` near 1) or uprof's own tail."""
+    out = []
+    for r in rows:
+        if r.p99_met:
+            continue
+        where = f"{r.backend:<9}w{r.workers} {size_label(r.n):>4} {r.scenario:<7}"
+        if r.tail > OWN_TAIL:
+            why = _color(f"a tail of its own ({r.tail:.2f}x the baseline's shape)", RED)
+        else:
+            why = (
+                f"the throughput's (tail {r.tail:.2f}x the baseline's shape; 10 ms needs "
+                f"ratio >= {r.p99_needs_ratio:.2f} at the baseline's p99 of "
+                f"{r.baseline.p99_ms:.2f} ms)"
+            )
+        out.append(f"{where} {r.uprof.p99_ms:6.2f} ms: {why}")
     return out
 
 
@@ -1100,6 +1180,7 @@ def main(
                             "ids_path": loaded.ids_path,
                             "pin": pin,
                             "postgres": backend == "postgres",
+                            "database_url": loaded.database_url,
                         }
                         for scenario in wanted:
                             runs: dict[str, list[Run]] = {"baseline": [], "uprof": []}
@@ -1122,6 +1203,9 @@ def main(
                                     f"   (uprof's run read {refaults:,} evicted pages back "
                                     "from disk: the store did not stay in the page cache)"
                                 )
+                            note = checkpoint_note(row.uprof)
+                            if note:
+                                click.echo(note)
                             if py_spy:
                                 name = f"{backend}-{size_label(n)}-w{w}-{scenario}.folded"
                                 sampled = measure(
@@ -1198,6 +1282,8 @@ def main(
         click.echo("scaling: " + line)
     for line in worker_lines(rows):
         click.echo("workers: " + line)
+    for line in p99_lines(rows):
+        click.echo("p99 miss: " + line)
     errors = [r for r in rows if r.uprof.error_count or r.baseline.error_count]
     if errors:
         click.echo(_color(f"\n!!! {len(errors)} run(s) had errors: see above", RED + BOLD))

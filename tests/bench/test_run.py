@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 from bench.common import in_turns, paired_ratio, spread
-from bench.run import HEADER, Row, Run, format_row
+from bench.load import store_engine
+from bench.run import (
+    HEADER,
+    Row,
+    Run,
+    checkpoint_note,
+    format_row,
+    p99_lines,
+    postgres_checkpoints,
+)
+from sqlalchemy import text
 
 
 def _run(target: str, rps: float) -> Run:
@@ -70,3 +80,73 @@ def test_one_round_has_no_spread() -> None:
 def test_runs_that_do_not_pair_up_are_refused() -> None:
     with pytest.raises(ValueError, match="not one pair a round"):
         paired_ratio([1.0, 2.0], [1.0])
+
+
+def _timed(target: str, rps: float, p99_ms: float) -> Run:
+    run = _run(target, rps)
+    run.p99_ms = p99_ms
+    return run
+
+
+def test_a_p99_the_throughput_explains_has_the_baselines_shape() -> None:
+    # 64 connections: the baseline's mean latency is 3.2 ms at 20,000 req/s, uprof's 10.7 ms at
+    # 6,000; a p99 of 2x the mean for both is 6.4 and 21.3 ms.
+    row = Row.of_rounds(
+        "sqlite",
+        1,
+        1_000_000,
+        "list",
+        [_timed("baseline", 20_000, 6.4)],
+        [_timed("uprof", 6_000, 21.3)],
+    )
+    assert not row.p99_met
+    assert row.tail == pytest.approx(1.0, abs=0.01)
+    assert row.p99_needs_ratio == pytest.approx(0.64)
+    (line,) = p99_lines([row])
+    assert "the throughput's" in line and "ratio >= 0.64" in line
+    assert row.as_dict()["tail"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_p99_longer_than_the_throughput_explains_is_uprofs_own() -> None:
+    row = Row.of_rounds(
+        "postgres",
+        1,
+        1_000_000,
+        "update",
+        [_timed("baseline", 23_000, 5.7)],
+        [_timed("uprof", 6_300, 55.5)],
+    )
+    assert row.tail == pytest.approx(55.5 * 6_300 / (5.7 * 23_000))
+    (line,) = p99_lines([row])
+    assert "a tail of its own" in line
+
+
+def test_a_met_p99_is_not_explained() -> None:
+    row = Row.of_rounds(
+        "sqlite", 1, 1_000, "get", [_timed("baseline", 20_000, 4.0)], [_timed("uprof", 12_000, 7.0)]
+    )
+    assert row.p99_met and p99_lines([row]) == []
+    at = HEADER.index("tail")
+    assert format_row(row)[at - 2 : at + 4].strip() == f"{row.tail:.2f}"
+
+
+def test_a_checkpoint_during_a_run_is_noted(postgres_url: str) -> None:
+    before = postgres_checkpoints(postgres_url)
+    assert before is not None
+    with store_engine(postgres_url) as engine, engine.connect() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_ckpt (n int)"))
+        conn.execute(text("INSERT INTO bench_ckpt VALUES (1)"))
+        conn.commit()
+        conn.execute(text("CHECKPOINT"))
+    after = postgres_checkpoints(postgres_url)
+    assert after is not None and after[0] > before[0]
+    run = _run("uprof", 6_000)
+    run.extra.update(
+        pg_checkpoints_begun=after[0] - before[0], pg_checkpoint_buffers=after[1] - before[1]
+    )
+    assert "checkpoint ran during uprof's run" in checkpoint_note(run)
+    assert checkpoint_note(_run("uprof", 6_000)) == ""
+
+
+def test_no_checkpoint_figures_without_postgresql() -> None:
+    assert postgres_checkpoints("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
