@@ -737,8 +737,20 @@ def format_row(row: Row) -> str:
     return line
 
 
+def scaled(a: Row, b: Row) -> tuple[float, float]:
+    """``b``'s throughput and p99 against ``a``'s, each first taken relative to the baseline of
+    its own rounds: the two stores are measured minutes apart, and a host that changed speed
+    in between moves both servers alike (the ratio is the median of its rounds', as in a row;
+    the p99 is the median run's over the baseline's)."""
+    tput = b.ratio / a.ratio if a.ratio else 0.0
+    a_p99 = a.uprof.p99_ms / a.baseline.p99_ms if a.baseline.p99_ms else 0.0
+    b_p99 = b.uprof.p99_ms / b.baseline.p99_ms if b.baseline.p99_ms else 0.0
+    return tput, (b_p99 / a_p99 if a_p99 else 0.0)
+
+
 def scaling_lines(rows: list[Row]) -> list[str]:
-    """Largest store against the smallest, per backend and worker count."""
+    """Largest store against the smallest, per backend and worker count: judged on the
+    figures relative to each store's baseline (``scaled``), the raw ones shown beside."""
     out = []
     groups: dict[tuple[str, int], list[Row]] = {}
     for r in rows:
@@ -753,8 +765,9 @@ def scaling_lines(rows: list[Row]) -> list[str]:
             b = next((r for r in rs if r.n == hi and r.scenario == scenario), None)
             if a is None or b is None:
                 continue
-            tput = b.uprof.rps / a.uprof.rps
-            p99 = b.uprof.p99_ms / a.uprof.p99_ms if a.uprof.p99_ms else 0.0
+            tput, p99 = scaled(a, b)
+            raw_tput = b.uprof.rps / a.uprof.rps if a.uprof.rps else 0.0
+            raw_p99 = b.uprof.p99_ms / a.uprof.p99_ms if a.uprof.p99_ms else 0.0
             limit = SCALING_TARGET.get(scenario)
             if limit is None:
                 verdict = "(no target)"
@@ -766,7 +779,8 @@ def scaling_lines(rows: list[Row]) -> list[str]:
                 verdict = (_color("met", GREEN) if ok else _color("NOT met", RED)) + f" ({want})"
             out.append(
                 f"{backend:<9}w{workers} {scenario:<7} {size_label(hi):>4} vs {size_label(lo):<4}: "
-                f"req/s {tput:5.2f}x, p99 {p99:5.2f}x  {verdict}"
+                f"req/s {tput:5.2f}x, p99 {p99:5.2f}x of the baseline's "
+                f"(raw {raw_tput:4.2f}x, {raw_p99:4.2f}x)  {verdict}"
             )
     return out
 

@@ -14,6 +14,8 @@ from bench.run import (
     format_row,
     p99_lines,
     postgres_checkpoints,
+    scaled,
+    scaling_lines,
 )
 from sqlalchemy import text
 
@@ -150,3 +152,39 @@ def test_a_checkpoint_during_a_run_is_noted(postgres_url: str) -> None:
 
 def test_no_checkpoint_figures_without_postgresql() -> None:
     assert postgres_checkpoints("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
+
+
+def test_the_store_sizes_are_compared_against_their_own_rounds_baselines() -> None:
+    # The host slowed by a fifth between the 1k and the 10M rows: uprof's raw throughput fell
+    # with it, its ratio to the baseline did not.
+    small = Row.of_rounds(
+        "sqlite",
+        1,
+        1_000,
+        "create",
+        [_timed("baseline", 21_000, 6.4)],
+        [_timed("uprof", 7_700, 13.7)],
+    )
+    large = Row.of_rounds(
+        "sqlite",
+        1,
+        10_000_000,
+        "create",
+        [_timed("baseline", 16_800, 8.0)],
+        [_timed("uprof", 6_160, 17.1)],
+    )
+    tput, p99 = scaled(small, large)
+    assert tput == pytest.approx(1.0, abs=0.01)
+    assert p99 == pytest.approx((17.1 / 8.0) / (13.7 / 6.4))
+    (line,) = scaling_lines([small, large])
+    assert "met" in line and "NOT met" not in line and "raw 0.80x" in line
+    slower = Row.of_rounds(
+        "sqlite",
+        1,
+        10_000_000,
+        "create",
+        [_timed("baseline", 21_000, 6.4)],
+        [_timed("uprof", 5_900, 17.1)],
+    )
+    (line,) = scaling_lines([small, slower])
+    assert "NOT met" in line
