@@ -84,23 +84,22 @@ def test_runs_that_do_not_pair_up_are_refused() -> None:
         paired_ratio([1.0, 2.0], [1.0])
 
 
-def _timed(target: str, rps: float, p99_ms: float) -> Run:
-    run = _run(target, rps)
-    run.p99_ms = p99_ms
-    return run
+def _one_round(
+    backend: str, n: int, scenario: str, baseline: tuple[float, float], uprof: tuple[float, float]
+) -> Row:
+    """A row of one round: each server's (req/s, p99 ms)."""
+    runs = []
+    for target, (rps, p99_ms) in (("baseline", baseline), ("uprof", uprof)):
+        run = _run(target, rps)
+        run.p99_ms = p99_ms
+        runs.append([run])
+    return Row.of_rounds(backend, 1, n, scenario, runs[0], runs[1])
 
 
 def test_a_p99_the_throughput_explains_has_the_baselines_shape() -> None:
     # 64 connections: the baseline's mean latency is 3.2 ms at 20,000 req/s, uprof's 10.7 ms at
     # 6,000; a p99 of 2x the mean for both is 6.4 and 21.3 ms.
-    row = Row.of_rounds(
-        "sqlite",
-        1,
-        1_000_000,
-        "list",
-        [_timed("baseline", 20_000, 6.4)],
-        [_timed("uprof", 6_000, 21.3)],
-    )
+    row = _one_round("sqlite", 1_000_000, "list", (20_000, 6.4), (6_000, 21.3))
     assert not row.p99_met
     assert row.tail == pytest.approx(1.0, abs=0.01)
     assert row.p99_needs_ratio == pytest.approx(0.64)
@@ -110,23 +109,14 @@ def test_a_p99_the_throughput_explains_has_the_baselines_shape() -> None:
 
 
 def test_a_p99_longer_than_the_throughput_explains_is_uprofs_own() -> None:
-    row = Row.of_rounds(
-        "postgres",
-        1,
-        1_000_000,
-        "update",
-        [_timed("baseline", 23_000, 5.7)],
-        [_timed("uprof", 6_300, 55.5)],
-    )
+    row = _one_round("postgres", 1_000_000, "update", (23_000, 5.7), (6_300, 55.5))
     assert row.tail == pytest.approx(55.5 * 6_300 / (5.7 * 23_000))
     (line,) = p99_lines([row])
     assert "a tail of its own" in line
 
 
 def test_a_met_p99_is_not_explained() -> None:
-    row = Row.of_rounds(
-        "sqlite", 1, 1_000, "get", [_timed("baseline", 20_000, 4.0)], [_timed("uprof", 12_000, 7.0)]
-    )
+    row = _one_round("sqlite", 1_000, "get", (20_000, 4.0), (12_000, 7.0))
     assert row.p99_met and p99_lines([row]) == []
     at = HEADER.index("tail")
     assert format_row(row)[at - 2 : at + 4].strip() == f"{row.tail:.2f}"
@@ -157,34 +147,13 @@ def test_no_checkpoint_figures_without_postgresql() -> None:
 def test_the_store_sizes_are_compared_against_their_own_rounds_baselines() -> None:
     # The host slowed by a fifth between the 1k and the 10M rows: uprof's raw throughput fell
     # with it, its ratio to the baseline did not.
-    small = Row.of_rounds(
-        "sqlite",
-        1,
-        1_000,
-        "create",
-        [_timed("baseline", 21_000, 6.4)],
-        [_timed("uprof", 7_700, 13.7)],
-    )
-    large = Row.of_rounds(
-        "sqlite",
-        1,
-        10_000_000,
-        "create",
-        [_timed("baseline", 16_800, 8.0)],
-        [_timed("uprof", 6_160, 17.1)],
-    )
+    small = _one_round("sqlite", 1_000, "create", (21_000, 6.4), (7_700, 13.7))
+    large = _one_round("sqlite", 10_000_000, "create", (16_800, 8.0), (6_160, 17.1))
     tput, p99 = scaled(small, large)
     assert tput == pytest.approx(1.0, abs=0.01)
     assert p99 == pytest.approx((17.1 / 8.0) / (13.7 / 6.4))
     (line,) = scaling_lines([small, large])
     assert "met" in line and "NOT met" not in line and "raw 0.80x" in line
-    slower = Row.of_rounds(
-        "sqlite",
-        1,
-        10_000_000,
-        "create",
-        [_timed("baseline", 21_000, 6.4)],
-        [_timed("uprof", 5_900, 17.1)],
-    )
+    slower = _one_round("sqlite", 10_000_000, "create", (21_000, 6.4), (5_900, 17.1))
     (line,) = scaling_lines([small, slower])
     assert "NOT met" in line
