@@ -636,6 +636,9 @@ class Row:
     baseline: Run
     uprof: Run
     pairs: list[float]
+    # Each round's uprof p99 x req/s over the baseline's, and the baseline's p99 (see ``tail``).
+    round_tails: list[float] = field(default_factory=list)
+    round_base_p99s: list[float] = field(default_factory=list)
 
     @classmethod
     def of_rounds(
@@ -649,7 +652,18 @@ class Row:
     ) -> Row:
         """The row of ``baseline[i]`` and ``uprof[i]`` measured in round ``i``."""
         pairs = pair_ratios([r.rps for r in baseline], [r.rps for r in uprof])
-        return cls(backend, workers, n, scenario, median_run(baseline), median_run(uprof), pairs)
+        tails = pair_ratios([r.p99_ms * r.rps for r in baseline], [r.p99_ms * r.rps for r in uprof])
+        return cls(
+            backend,
+            workers,
+            n,
+            scenario,
+            median_run(baseline),
+            median_run(uprof),
+            pairs,
+            tails,
+            [r.p99_ms for r in baseline],
+        )
 
     @property
     def ratio_of_medians(self) -> float:
@@ -672,16 +686,26 @@ class Row:
         """uprof's p99 against the p99 its throughput alone would give it: 1.0 when uprof's
         latencies have the baseline's shape. In a closed loop of C connections the mean latency
         is C / throughput (Little's law), so with p99 = k x mean for a tail shape k, the two
-        p99s differ by k_uprof / k_baseline times the inverse of the throughputs."""
+        p99s differ by k_uprof / k_baseline times the inverse of the throughputs. The median
+        of the rounds' own, as the ratio is (the two median runs may come from different
+        phases of the host)."""
+        if self.round_tails:
+            return statistics.median(self.round_tails)
         b, u = self.baseline, self.uprof
         return (u.p99_ms * u.rps) / (b.p99_ms * b.rps) if b.p99_ms and b.rps else 0.0
 
     @property
     def p99_needs_ratio(self) -> float:
         """The ratio at which uprof's p99 would be the target if its tail had the baseline's
-        shape: above the ratio target, the p99 target asks for more throughput than the ratio
-        target does, whatever uprof's tail."""
-        return self.baseline.p99_ms / TARGET_P99_MS
+        shape (the median of the rounds' baseline p99s over the target): above the ratio
+        target, the p99 target asks for more throughput than the ratio target does, whatever
+        uprof's tail."""
+        base_p99 = (
+            statistics.median(self.round_base_p99s)
+            if self.round_base_p99s
+            else self.baseline.p99_ms
+        )
+        return base_p99 / TARGET_P99_MS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -696,6 +720,7 @@ class Row:
             "ratio_met": self.ratio_met,
             "p99_met": self.p99_met,
             "tail": round(self.tail, 4),
+            "round_tails": [round(t, 4) for t in self.round_tails],
             "p99_needs_ratio": round(self.p99_needs_ratio, 4),
             "baseline": asdict(self.baseline),
             "uprof": asdict(self.uprof),
@@ -803,7 +828,7 @@ def p99_lines(rows: list[Row]) -> list[str]:
             why = (
                 f"the throughput's (tail {r.tail:.2f}x the baseline's shape; 10 ms needs "
                 f"ratio >= {r.p99_needs_ratio:.2f} at the baseline's p99 of "
-                f"{r.baseline.p99_ms:.2f} ms)"
+                f"{r.p99_needs_ratio * TARGET_P99_MS:.2f} ms)"
             )
         out.append(f"{where} {r.uprof.p99_ms:6.2f} ms: {why}")
     return out

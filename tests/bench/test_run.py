@@ -157,3 +157,20 @@ def test_the_store_sizes_are_compared_against_their_own_rounds_baselines() -> No
     slower = _one_round("sqlite", 10_000_000, "create", (21_000, 6.4), (5_900, 17.1))
     (line,) = scaling_lines([small, slower])
     assert "NOT met" in line
+
+
+def test_the_tail_is_the_median_of_the_rounds_own() -> None:
+    # Within each round uprof's latencies have the baseline's shape (tail 1.0), while the host
+    # moved p99 x req/s from round to round. The median runs come from different rounds (the
+    # baseline's from round 1, uprof's from round 2): set side by side they would read 1.25.
+    baseline = [_run("baseline", r) for r in (20_000, 15_000, 25_000)]
+    uprof = [_run("uprof", r) for r in (5_000, 6_000, 7_000)]
+    for run, p99 in zip(baseline + uprof, (6.0, 10.0, 4.0, 24.0, 25.0, 100 / 7), strict=True):
+        run.p99_ms = p99
+    row = Row.of_rounds("sqlite", 1, 1_000_000, "list", baseline, uprof)
+    assert row.round_tails == pytest.approx([1.0, 1.0, 1.0])
+    assert row.tail == pytest.approx(1.0)
+    b, u = row.baseline, row.uprof
+    assert (u.p99_ms * u.rps) / (b.p99_ms * b.rps) == pytest.approx(1.25)
+    assert row.p99_needs_ratio == pytest.approx(0.6)
+    assert row.as_dict()["round_tails"] == pytest.approx([1.0, 1.0, 1.0])
