@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import platform
@@ -298,17 +299,16 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
     database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)"))
     wal = Path(f"{path}-wal")
     blob = "x" * 3000  # about a page a row: the WAL grows by ~100 KiB a batch of 32
-    largest = 0
+    sizes: list[int] = []
 
     async def steady(seconds: float) -> int:
-        nonlocal largest
         n = 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             done = await _together(database, *(_put(f"k{n + i}", blob) for i in range(32)))
             assert done == [f"k{n + i}" for i in range(32)]
             n += 32
-            largest = max(largest, wal.stat().st_size)
+            sizes.append(wal.stat().st_size)
         return n
 
     try:
@@ -317,10 +317,46 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
         database.close()
     written_bytes = written * len(blob)
     assert written_bytes > 20 * limit_mib * 2**20, "too few writes to tell"
-    # Past the limit the WAL still takes what is written until the next pass sees it and the
-    # catch-up after it has copied it back (tens of MiB at this rate, more on a busy machine),
-    # but it starts over. Without that it held every page written: 1.4 to 1.7 times the rows.
-    assert largest < written_bytes * 0.7, (largest, written_bytes)
+    # Starting over, the next writer cuts the file back to the limit (journal_size_limit): the
+    # file shrinks. Without that it only grew, and held every page written, 1.4 to 1.7 times
+    # the rows. How far past the limit it gets before a catch-up has copied it back depends on
+    # how fast this machine is at the moment (0.3 to 0.7 times the rows were seen), so the size
+    # is held to the rows' own, which only a WAL that never starts over exceeds.
+    starts_over = sum(1 for a, b in itertools.pairwise(sizes) if b < a)
+    assert starts_over >= 1, sizes[-5:]
+    assert max(sizes) < written_bytes, (max(sizes), written_bytes)
+
+
+def test_a_wal_past_its_limit_asks_for_the_catch_up_before_any_pass(tmp_path: Path) -> None:
+    """The checkpoint thread is niced: with other work on every core it gets almost no CPU, and
+    a pass over a long WAL could take minutes before it saw the WAL's length (357 MB after 3 s
+    of steady writes beside two busy processes). The file's size alone asks for the catch-up,
+    which runs at normal priority. Here the pass sees an empty WAL; only the size can ask."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    from uprof.store.sqlite import _Checkpointer
+
+    engine = create_engine(
+        f"sqlite:///{tmp_path / 'c.sqlite'}",
+        module=sqlite3,
+        poolclass=StaticPool,
+        connect_args={"check_same_thread": False},
+    )
+    wal = tmp_path / "c.sqlite-wal"
+    checkpointer = _Checkpointer(engine, limit_bytes=4096, interval=0.02, wal=wal)
+    checkpointer.start()
+    try:
+        wal.write_bytes(b"\0" * 4096)  # at the limit: the size a WAL is cut back to
+        time.sleep(0.3)
+        assert not checkpointer.due
+        wal.write_bytes(b"\0" * 4097)
+        deadline = time.monotonic() + 5
+        while not checkpointer.due and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert checkpointer.due
+    finally:
+        checkpointer.stop()
 
 
 def test_the_catch_up_syncs_the_file_before_it_holds_writes_back(
