@@ -637,8 +637,8 @@ class Row:
     uprof: Run
     pairs: list[float]
     # Each round's uprof p99 x req/s over the baseline's, and the baseline's p99 (see ``tail``).
-    round_tails: list[float] = field(default_factory=list)
-    round_base_p99s: list[float] = field(default_factory=list)
+    round_tails: list[float]
+    round_base_p99s: list[float]
 
     @classmethod
     def of_rounds(
@@ -689,10 +689,7 @@ class Row:
         p99s differ by k_uprof / k_baseline times the inverse of the throughputs. The median
         of the rounds' own, as the ratio is (the two median runs may come from different
         phases of the host)."""
-        if self.round_tails:
-            return statistics.median(self.round_tails)
-        b, u = self.baseline, self.uprof
-        return (u.p99_ms * u.rps) / (b.p99_ms * b.rps) if b.p99_ms and b.rps else 0.0
+        return statistics.median(self.round_tails)
 
     @property
     def p99_needs_ratio(self) -> float:
@@ -700,12 +697,7 @@ class Row:
         shape (the median of the rounds' baseline p99s over the target): above the ratio
         target, the p99 target asks for more throughput than the ratio target does, whatever
         uprof's tail."""
-        base_p99 = (
-            statistics.median(self.round_base_p99s)
-            if self.round_base_p99s
-            else self.baseline.p99_ms
-        )
-        return base_p99 / TARGET_P99_MS
+        return statistics.median(self.round_base_p99s) / TARGET_P99_MS
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -499,15 +499,15 @@ class _Checkpointer:
         with self._engine.connect() as conn:
             raw: Any = conn.connection.driver_connection
             waited = 0
-            page_size = 0  # read at the first pass (fixed while the database is in WAL mode)
             while not self._stopping.wait(self._interval):
                 if self.catching_up:
                     continue  # two checkpoints cannot run at once: the catch-up's is the one
                 if not self.due and self._wal_past_limit():
-                    # Asked before any pass: niced, this thread gets almost no CPU while other
-                    # work fills the machine's cores, and a pass over a long WAL could then
-                    # take minutes, while the catch-up runs at normal priority (the WAL grew
-                    # to 357 MB in 3 s of steady writes with two busy processes beside them).
+                    # Asked from the file's size, not from what a pass saw: niced, this thread
+                    # gets almost no CPU while other work fills the machine's cores, and a pass
+                    # over a long WAL could then take minutes, while the catch-up runs at normal
+                    # priority (the WAL grew to 357 MB in 3 s of steady writes with two busy
+                    # processes beside them when a pass had to see it first).
                     self.due = True
                 if self.due and waited < _DUE_PATIENCE:
                     waited += 1  # the group commit takes it at its next batch
@@ -515,15 +515,9 @@ class _Checkpointer:
                 self.due = False  # no batch came to take it: passes go on meanwhile
                 waited = 0
                 try:
-                    _busy, frames, _copied = raw.execute(
-                        "PRAGMA wal_checkpoint(PASSIVE)"
-                    ).fetchone()
-                    page_size = page_size or raw.execute("PRAGMA page_size").fetchone()[0]
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except driver.Error as e:  # busy or failing disk: the next pass tries again
                     log.warning("checkpoint failed: %s", e)
-                    continue
-                if frames * page_size >= self._limit_bytes:
-                    self.due = True
             # A last pass on the way out, so a stopped server leaves a short WAL behind.
             with contextlib.suppress(driver.Error):
                 raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
