@@ -20,7 +20,9 @@ the code here avoids for it: a compiled function is not a Python function (Starl
 endpoint from an ASGI app by ``inspect.isfunction``: its adapters stay in ``uprof.http.routes``);
 a compiled class's methods cannot be replaced at run time; a ``msgspec.Struct`` defined in a
 compiled module is not one (the modules that define Structs stay interpreted). The SQLite store
-and the response clusters were measured slower compiled, and stay interpreted too.
+and the response clusters were measured slower compiled, and stay interpreted too. Of the
+PostgreSQL store, the reads are compiled (``pgcoalesce``, ``pgreads``) and its units of work are
+not: their tests replace its module's functions, which a compiled module's callers never see.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ MODULES = (
     "uprof.http.request",
     "uprof.service.profiles",
     "uprof.store.compiled",
+    "uprof.store.pgcoalesce",
+    "uprof.store.pgreads",
     "uprof.store.profiles",
 )
 

@@ -18,7 +18,8 @@ from uprof.domain.timefmt import from_us
 from uprof.store import profiles as store
 from uprof.store.database import Database, open_database
 from uprof.store.migrate import migrate
-from uprof.store.postgres import _MAX_READS, PostgresDatabase
+from uprof.store.pgcoalesce import MAX_READS as _MAX_READS
+from uprof.store.postgres import PostgresDatabase
 
 ORGS = ("org_coalesce_a", "org_coalesce_b")
 

@@ -7,7 +7,7 @@ import re
 import select
 import time
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
@@ -18,9 +18,10 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
-from uprof.store.compiled import Batch, Lateral, Query, Statement, deferred_sql, deferring
+from uprof.store.compiled import Query, deferred_sql, deferring
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
+from uprof.store.pgcoalesce import CoalescedReads
 from uprof.store.pgreads import PLACEHOLDER, PreparedReads, raise_failed, refuse_nul, rows_of
 from uprof.store.profiles import lock_profiles
 
@@ -28,14 +29,6 @@ T = TypeVar("T")
 _MAX_BATCH = 512
 _LANES = 2  # fewer batches, larger ones: see ``write``
 _RETRIES = 3
-# Keys per coalesced statement: one page of ANY(...) stays well inside a packet and a plan.
-_MAX_KEYS = 500
-# Reads per coalesced statement of a ``Lateral`` form (a page each: up to 101 rows a read).
-# A statement of 40-60 pages (~500 KB) reached this process over 25-90 ms, while PostgreSQL
-# logged none over 8 ms and the event loop sat idle: list's p99 was 23-33 ms. In statements
-# of at most 16, run side by side, it was 11.5-13.7 ms at the same throughput; at 8, more
-# statements cost throughput (docs/performance.md, "Round 12").
-_MAX_READS = 16
 # What another transaction can make a batch fail with, that running it again fixes.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _STORAGE_ERRORS = (
@@ -109,21 +102,6 @@ def _ping_if_idle(engine: Engine) -> Callable[[Any, ConnectionPoolEntry, Any], N
 
 async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(_SESSION_SETUP)
-
-
-async def _answer(
-    futures: list[asyncio.Future[Any]],
-    work: Coroutine[Any, Any, list[tuple[asyncio.Future[Any], Any]]],
-) -> None:
-    """Hand coalesced reads the results ``work`` finds for them, or, if it fails, its error."""
-    try:
-        answers = await work
-    except BaseException as e:
-        settle((future, None, e) for future in futures)
-        if not isinstance(e, Exception):
-            raise
-        return
-    settle((future, result, None) for future, result in answers)
 
 
 class _Lane:
@@ -317,14 +295,6 @@ def _replay(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[tu
     return outcomes
 
 
-def _equal_chunks(items: list[T], most: int) -> list[list[T]]:
-    """``items`` in as few chunks of at most ``most`` as can be, all of one size but the last,
-    which may be smaller."""
-    count = -(-len(items) // most)
-    size = -(-len(items) // count)
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 class PostgresDatabase:
     """Queries run on the event loop; units of work in worker threads, one thread hop each.
 
@@ -364,8 +334,11 @@ class PostgresDatabase:
         # The same pool, with connections in autocommit mode while they serve a read.
         self._read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._limiter_of: tuple[asyncio.AbstractEventLoop, CapacityLimiter] | None = None
-        # Coalesced reads waiting for the end of their loop iteration, and the batches running.
-        self._pending: dict[asyncio.AbstractEventLoop, dict[Any, Any]] = {}
+        # Reads made in one loop iteration share a statement (``uprof.store.pgcoalesce``);
+        # through a lambda, so that ``_fetch`` is looked up at each call.
+        self._coalesced = CoalescedReads(
+            lambda text, params: self._fetch(text, params), self.engine.dialect
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         # Each event loop's lanes of writes (see ``write``).
         self._lanes: dict[asyncio.AbstractEventLoop, list[_Lane]] = {}
@@ -552,103 +525,9 @@ class PostgresDatabase:
     async def query(self, query: Query[T]) -> T:
         statement = query.statement
         if statement.batch is not None:
-            return await self._coalesced(query)
+            return await self._coalesced.read(query)
         rows = await self._fetch(*query.sql(self.engine.dialect))
         return statement.result(rows)
-
-    # --- coalesced reads -----------------------------------------------------------------------
-    #
-    # Under load, the requests a poll hands the loop each read one profile or one page: each
-    # would be a round trip of its own, and psycopg's asynchronous path costs more per
-    # statement (~100 us of this process's CPU, measured) than PostgreSQL spends answering it.
-    # The reads of a statement with a batch form made in one loop iteration wait for its end
-    # and go out as one statement: point reads (``Batch``) as one per group of equal parameters
-    # (the organization), ``key = ANY(keys)``, each getting the rows of its key; pages
-    # (``Lateral``) as one for all of them, each read's parameters a row of an unnested
-    # relation, each getting the rows of its ordinal. A read waits at most for the rest of the
-    # iteration it was made in.
-
-    def _coalesced(self, query: Query[T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        statement = query.statement
-        batch = statement.batch
-        params = query.params
-        pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = {}
-            loop.call_soon(self._run_pending, loop)
-        future: asyncio.Future[T] = loop.create_future()
-        if isinstance(batch, Lateral):
-            pending.setdefault((statement, None), []).append((params, future))
-        else:
-            assert batch is not None
-            key = batch.key
-            group = tuple(sorted((k, v) for k, v in params.items() if k != key))
-            waiting = pending.setdefault((statement, group), {}).setdefault(params[key], [])
-            waiting.append(future)
-        return future
-
-    def _run_pending(self, loop: asyncio.AbstractEventLoop) -> None:
-        pending = self._pending.pop(loop, {})
-        for (statement, group), waiting in pending.items():
-            if group is None:
-                futures = [future for _params, future in waiting]
-                work = self._run_lateral(statement, waiting)
-            else:
-                futures = [f for fs in waiting.values() for f in fs]
-                work = self._run_batch(statement, dict(group), waiting)
-            spawn(loop, _answer(futures, work), self._tasks)
-
-    async def _run_lateral(
-        self, statement: Statement[Any], reads: list[tuple[dict[str, Any], asyncio.Future[Any]]]
-    ) -> list[tuple[asyncio.Future[Any], Any]]:
-        batch = statement.batch
-        assert isinstance(batch, Lateral)
-        if len(reads) == 1:  # the plain statement
-            params, future = reads[0]
-            rows = await self._fetch(*Query(statement, params).sql(self.engine.dialect))
-            return [(future, statement.result(rows))]
-        compiled = statement.compiled_batch(self.engine.dialect)
-
-        async def run(chunk: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> list[Any]:
-            arrays = {name: [params[name] for params, _ in chunk] for name in batch.params}
-            of_read: list[list[Any]] = [[] for _ in chunk]
-            for row in await self._fetch(compiled.text, compiled.bind(arrays)):
-                of_read[row[0] - 1].append(row[1:])
-            return [
-                (future, statement.result(rows))
-                for (_, future), rows in zip(chunk, of_read, strict=True)
-            ]
-
-        # Each chunk on a connection of its own, all at once.
-        parts = await asyncio.gather(*map(run, _equal_chunks(reads, _MAX_READS)))
-        return [answer for part in parts for answer in part]
-
-    async def _run_batch(
-        self,
-        statement: Statement[Any],
-        group: dict[str, Any],
-        by_key: dict[Any, list[asyncio.Future[Any]]],
-    ) -> list[tuple[asyncio.Future[Any], Any]]:
-        assert isinstance(statement.batch, Batch)
-        keys = list(by_key)
-        results: dict[Any, Any] = {}
-        if len(keys) == 1:  # the plain statement: its plan is the one an idle server uses
-            text, params = Query(statement, {**group, statement.batch.key: keys[0]}).sql(
-                self.engine.dialect
-            )
-            results[keys[0]] = statement.result(await self._fetch(text, params))
-        else:
-            compiled = statement.compiled_batch(self.engine.dialect)
-            for i in range(0, len(keys), _MAX_KEYS):
-                chunk = keys[i : i + _MAX_KEYS]
-                rows = await self._fetch(compiled.text, compiled.bind({**group, "keys": chunk}))
-                of_key: dict[Any, list[Any]] = {k: [] for k in chunk}
-                for row in rows:
-                    of_key[row[0]].append(row[1:])
-                for k in chunk:
-                    results[k] = statement.result(of_key[k])
-        return [(f, results[k]) for k, futures in by_key.items() for f in futures]
 
     def start(self) -> None:
         pass

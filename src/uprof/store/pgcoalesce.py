@@ -1,0 +1,160 @@
+"""The API's reads made in one event-loop iteration, sent to PostgreSQL as one statement.
+
+Under load, the requests a poll hands the loop each read one profile or one page: each would be
+a round trip of its own, and psycopg's asynchronous path costs more per statement (~100 us of
+this process's CPU, measured) than PostgreSQL spends answering it. The reads of a statement
+with a batch form made in one loop iteration wait for its end and go out as one statement:
+point reads (``Batch``) as one per group of equal parameters (the organization),
+``key = ANY(keys)``, each getting the rows of its key; pages (``Lateral``) as one for all of
+them, each read's parameters a row of an unnested relation, each getting the rows of its
+ordinal. A read waits at most for the rest of the iteration it was made in.
+
+A module of its own so that it can be compiled with the rest of the request path
+(``uprof.native``): it runs for every read, and the store's other half (units of work in
+threads, group commit) is patched by its tests, which a compiled module does not allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from sqlalchemy.engine.interfaces import Dialect
+
+from uprof.store.compiled import Batch, Lateral, Query, Statement
+from uprof.store.database import settle, spawn
+
+T = TypeVar("T")
+
+# Keys per coalesced statement: one page of ANY(...) stays well inside a packet and a plan.
+MAX_KEYS = 500
+# Reads per coalesced statement of a ``Lateral`` form (a page each: up to 101 rows a read).
+# A statement of 40-60 pages (~500 KB) reached this process over 25-90 ms, while PostgreSQL
+# logged none over 8 ms and the event loop sat idle: list's p99 was 23-33 ms. In statements
+# of at most 16, run side by side, it was 11.5-13.7 ms at the same throughput; at 8, more
+# statements cost throughput (docs/performance.md, "Round 12").
+MAX_READS = 16
+
+Fetch = Callable[[str, dict[str, Any]], Awaitable[list[Any]]]
+
+
+class CoalescedReads:
+    """Collects the reads of each loop iteration and answers each from a shared statement.
+
+    ``fetch`` runs one statement's text with its parameters and returns its rows."""
+
+    def __init__(self, fetch: Fetch, dialect: Dialect) -> None:
+        self._fetch = fetch
+        self._dialect = dialect
+        # The reads waiting for the end of their loop iteration, and the statements running.
+        self._pending: dict[asyncio.AbstractEventLoop, dict[Any, Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def read(self, query: Query[T]) -> asyncio.Future[T]:
+        """The result of ``query`` (whose statement has a batch form), once its statement ran."""
+        loop = asyncio.get_running_loop()
+        statement = query.statement
+        batch = statement.batch
+        params = query.params
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = {}
+            loop.call_soon(self._run_pending, loop)
+        future: asyncio.Future[T] = loop.create_future()
+        if isinstance(batch, Lateral):
+            pending.setdefault((statement, None), []).append((params, future))
+        else:
+            assert batch is not None
+            key = batch.key
+            group = tuple(sorted((k, v) for k, v in params.items() if k != key))
+            waiting = pending.setdefault((statement, group), {}).setdefault(params[key], [])
+            waiting.append(future)
+        return future
+
+    def _run_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        pending = self._pending.pop(loop, {})
+        for (statement, group), waiting in pending.items():
+            if group is None:
+                futures = [future for _params, future in waiting]
+                work = self._run_lateral(statement, waiting)
+            else:
+                futures = [f for fs in waiting.values() for f in fs]
+                work = self._run_batch(statement, dict(group), waiting)
+            spawn(loop, _answer(futures, work), self._tasks)
+
+    async def _run_lateral(
+        self, statement: Statement[Any], reads: list[tuple[dict[str, Any], asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any]]:
+        if len(reads) == 1:  # the plain statement
+            params, future = reads[0]
+            rows = await self._fetch(*Query(statement, params).sql(self._dialect))
+            return [(future, statement.result(rows))]
+        # Each chunk on a connection of its own, all at once.
+        parts = await asyncio.gather(
+            *[self._run_pages(statement, chunk) for chunk in equal_chunks(reads, MAX_READS)]
+        )
+        return [answer for part in parts for answer in part]
+
+    async def _run_pages(
+        self, statement: Statement[Any], chunk: list[tuple[dict[str, Any], asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any]]:
+        batch = statement.batch
+        assert isinstance(batch, Lateral)
+        compiled = statement.compiled_batch(self._dialect)
+        arrays = {name: [params[name] for params, _ in chunk] for name in batch.params}
+        of_read: list[list[Any]] = [[] for _ in chunk]
+        for row in await self._fetch(compiled.text, compiled.bind(arrays)):
+            of_read[row[0] - 1].append(row[1:])
+        return [
+            (future, statement.result(rows))
+            for (_, future), rows in zip(chunk, of_read, strict=True)
+        ]
+
+    async def _run_batch(
+        self,
+        statement: Statement[Any],
+        group: dict[str, Any],
+        by_key: dict[Any, list[asyncio.Future[Any]]],
+    ) -> list[tuple[asyncio.Future[Any], Any]]:
+        batch = statement.batch
+        assert isinstance(batch, Batch)
+        keys = list(by_key)
+        results: dict[Any, Any] = {}
+        if len(keys) == 1:  # the plain statement: its plan is the one an idle server uses
+            text, params = Query(statement, {**group, batch.key: keys[0]}).sql(self._dialect)
+            results[keys[0]] = statement.result(await self._fetch(text, params))
+        else:
+            compiled = statement.compiled_batch(self._dialect)
+            for i in range(0, len(keys), MAX_KEYS):
+                chunk = keys[i : i + MAX_KEYS]
+                rows = await self._fetch(compiled.text, compiled.bind({**group, "keys": chunk}))
+                of_key: dict[Any, list[Any]] = {k: [] for k in chunk}
+                for row in rows:
+                    of_key[row[0]].append(row[1:])
+                for k in chunk:
+                    results[k] = statement.result(of_key[k])
+        return [(f, results[k]) for k, futures in by_key.items() for f in futures]
+
+
+async def _answer(
+    futures: list[asyncio.Future[Any]],
+    work: Coroutine[Any, Any, list[tuple[asyncio.Future[Any], Any]]],
+) -> None:
+    """Hand coalesced reads the results ``work`` finds for them, or, if it fails, its error."""
+    try:
+        answers = await work
+    except BaseException as e:
+        settle((future, None, e) for future in futures)
+        if not isinstance(e, Exception):
+            raise
+        return
+    settle((future, result, None) for future, result in answers)
+
+
+def equal_chunks(items: list[T], most: int) -> list[list[T]]:
+    """``items`` in as few chunks of at most ``most`` as can be, all of one size but the last,
+    which may be smaller."""
+    count = -(-len(items) // most)
+    size = -(-len(items) // count)
+    return [items[i : i + size] for i in range(0, len(items), size)]
