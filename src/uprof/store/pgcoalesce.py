@@ -10,8 +10,9 @@ them, each read's parameters a row of an unnested relation, each getting the row
 ordinal. A read waits at most for the rest of the iteration it was made in.
 
 A module of its own so that it can be compiled with the rest of the request path
-(``uprof.native``): it runs for every read, and the store's other half (units of work in
-threads, group commit) is patched by its tests, which a compiled module does not allow.
+(``uprof.native``): it runs for every read, while the store's other half (units of work in
+threads, group commit) stays interpreted, because its tests replace functions of its module and
+callers compiled into that module would not see the replacements.
 """
 
 from __future__ import annotations
