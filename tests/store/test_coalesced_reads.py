@@ -18,7 +18,7 @@ from uprof.domain.timefmt import from_us
 from uprof.store import profiles as store
 from uprof.store.database import Database, open_database
 from uprof.store.migrate import migrate
-from uprof.store.pgcoalesce import MAX_READS as _MAX_READS
+from uprof.store.pgcoalesce import MAX_READS
 from uprof.store.postgres import PostgresDatabase
 
 ORGS = ("org_coalesce_a", "org_coalesce_b")
@@ -232,10 +232,10 @@ def test_pages_of_one_iteration_each_get_their_own_rows(db: Database) -> None:
         assert all(store.text_of(p).decoded().org_id == query.params["org_id"] for p in page)
     if isinstance(db, PostgresDatabase):
         # one statement per variant of the scan (order, direction, where it starts) and every
-        # _MAX_READS pages of it, not one per page
+        # MAX_READS pages of it, not one per page
         per_variant = Counter(query.statement for query, _ in reads)
-        assert max(per_variant.values()) > _MAX_READS  # some variant is split
-        assert len(statements) == sum(-(-n // _MAX_READS) for n in per_variant.values())
+        assert max(per_variant.values()) > MAX_READS  # some variant is split
+        assert len(statements) == sum(-(-n // MAX_READS) for n in per_variant.values())
         assert len(statements) < len(reads)
         assert all("LATERAL" in s for s in statements)
 
@@ -246,8 +246,8 @@ def test_many_pages_of_one_iteration_go_out_side_by_side(db: Database) -> None:
     made = _seed_for_pages(db)
     ids = _expected(made[ORGS[0]], "created_at", False)
     by_id = {p.id: p for p in made[ORGS[0]]}
-    # 2 * _MAX_READS + 1 pages of one variant: three statements of 11 (equal chunks)
-    starts = [ids[i % len(ids)] for i in range(2 * _MAX_READS + 1)]
+    # 2 * MAX_READS + 1 pages of one variant: three statements of 11 (equal chunks)
+    starts = [ids[i % len(ids)] for i in range(2 * MAX_READS + 1)]
     queries = [
         store.scan(
             ORGS[0],

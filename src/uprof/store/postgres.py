@@ -339,6 +339,7 @@ class PostgresDatabase:
         self._coalesced = CoalescedReads(
             lambda text, params: self._fetch(text, params), self.engine.dialect
         )
+        # The write batches committing (``spawn`` keeps them alive while they run).
         self._tasks: set[asyncio.Task[None]] = set()
         # Each event loop's lanes of writes (see ``write``).
         self._lanes: dict[asyncio.AbstractEventLoop, list[_Lane]] = {}
