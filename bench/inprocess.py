@@ -16,10 +16,14 @@ import cProfile
 import gc
 import pstats
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script (bench/inprocess.py), as its usage says
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import click
 import uvloop
