@@ -27,7 +27,5 @@ def test_a_bench_script_runs_by_its_path(script: str, tmp_path: Path) -> None:
 
 
 def test_every_script_with_a_command_line_is_listed() -> None:
-    with_main = {
-        p.name for p in BENCH.glob("*.py") if 'if __name__ == "__main__"' in p.read_text()
-    }
+    with_main = {p.name for p in BENCH.glob("*.py") if 'if __name__ == "__main__"' in p.read_text()}
     assert with_main == set(SCRIPTS)
