@@ -765,6 +765,10 @@ def scaled(a: Row, b: Row) -> tuple[float, float]:
     return tput, (b_p99 / a_p99 if a_p99 else 0.0)
 
 
+# Between two stores' runs, a baseline that moved by more than this says the host changed speed.
+HOST_MOVED = 1.15
+
+
 def scaling_lines(rows: list[Row]) -> list[str]:
     """Largest store against the smallest, per backend and worker count: judged on the
     figures relative to each store's baseline (``scaled``), the raw ones shown beside."""
@@ -785,6 +789,7 @@ def scaling_lines(rows: list[Row]) -> list[str]:
             tput, p99 = scaled(a, b)
             raw_tput = b.uprof.rps / a.uprof.rps if a.uprof.rps else 0.0
             raw_p99 = b.uprof.p99_ms / a.uprof.p99_ms if a.uprof.p99_ms else 0.0
+            base_tput = b.baseline.rps / a.baseline.rps if a.baseline.rps else 0.0
             limit = SCALING_TARGET.get(scenario)
             if limit is None:
                 verdict = "(no target)"
@@ -794,11 +799,21 @@ def scaling_lines(rows: list[Row]) -> list[str]:
                     "" if scenario == "create" else f", p99 <= {limit:.2f}x"
                 )
                 verdict = (_color("met", GREEN) if ok else _color("NOT met", RED)) + f" ({want})"
-            out.append(
+            line = (
                 f"{backend:<9}w{workers} {scenario:<7} {size_label(hi):>4} vs {size_label(lo):<4}: "
                 f"req/s {tput:5.2f}x, p99 {p99:5.2f}x of the baseline's "
-                f"(raw {raw_tput:4.2f}x, {raw_p99:4.2f}x)  {verdict}"
+                f"(raw {raw_tput:4.2f}x, {raw_p99:4.2f}x; the baseline {base_tput:4.2f}x)  "
+                f"{verdict}"
             )
+            if base_tput and not 1 / HOST_MOVED <= base_tput <= HOST_MOVED:
+                # Relative figures cancel a change of the host's speed only as far as uprof's
+                # costs move with the baseline's ("Why the ratios fall in a fast phase"), so a
+                # large change can tip a verdict either way: say so under it.
+                line += (
+                    f"\n   (the baseline's own throughput moved {base_tput:.2f}x between the "
+                    "two stores' runs: the host changed speed; a second run may judge otherwise)"
+                )
+            out.append(line)
     return out
 
 

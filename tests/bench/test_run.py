@@ -154,9 +154,25 @@ def test_the_store_sizes_are_compared_against_their_own_rounds_baselines() -> No
     assert p99 == pytest.approx((17.1 / 8.0) / (13.7 / 6.4))
     (line,) = scaling_lines([small, large])
     assert "met" in line and "NOT met" not in line and "raw 0.80x" in line
+    assert "the baseline 0.80x" in line
     slower = _one_round("sqlite", 10_000_000, "create", (21_000, 6.4), (5_900, 17.1))
     (line,) = scaling_lines([small, slower])
     assert "NOT met" in line
+
+
+def test_a_host_that_changed_speed_between_the_stores_is_pointed_out() -> None:
+    small = _one_round("sqlite", 1_000, "get", (16_665, 9.8), (11_028, 11.9))
+    steady = _one_round("sqlite", 10_000_000, "get", (18_000, 9.8), (10_500, 12.5))
+    (line,) = scaling_lines([small, steady])
+    assert "the baseline 1.08x" in line and "changed speed" not in line
+    # Round 18: the baseline 1.23 times as fast at 10M as at 1k, uprof's raw figure 0.89x.
+    faster = _one_round("sqlite", 10_000_000, "get", (20_473, 7.0), (9_845, 12.8))
+    (line,) = scaling_lines([small, faster])
+    assert "NOT met" in line
+    assert "moved 1.23x between the two stores' runs: the host changed speed" in line
+    slower = _one_round("sqlite", 10_000_000, "get", (12_000, 9.8), (8_000, 12.5))
+    (line,) = scaling_lines([small, slower])
+    assert "moved 0.72x" in line
 
 
 def test_the_tail_is_the_median_of_the_rounds_own() -> None:
