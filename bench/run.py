@@ -620,6 +620,11 @@ def _profile(recorder: subprocess.Popen[bytes], out: Path, seconds: int) -> dict
 # --- the report ----------------------------------------------------------------------------------
 
 
+def _over(x: float, y: float) -> float:
+    """``x / y``, or 0 where ``y`` is 0 (a run that measured nothing)."""
+    return x / y if y else 0.0
+
+
 @dataclass
 class Row:
     """A scenario's figures: the median run of each server, and uprof / baseline of each round.
@@ -667,7 +672,7 @@ class Row:
 
     @property
     def ratio_of_medians(self) -> float:
-        return self.uprof.rps / self.baseline.rps if self.baseline.rps else 0.0
+        return _over(self.uprof.rps, self.baseline.rps)
 
     @property
     def ratio(self) -> float:
@@ -759,10 +764,9 @@ def scaled(a: Row, b: Row) -> tuple[float, float]:
     its own rounds: the two stores are measured minutes apart, and a host that changed speed
     in between moves both servers alike (the ratio is the median of its rounds', as in a row;
     the p99 is the median run's over the baseline's)."""
-    tput = b.ratio / a.ratio if a.ratio else 0.0
-    a_p99 = a.uprof.p99_ms / a.baseline.p99_ms if a.baseline.p99_ms else 0.0
-    b_p99 = b.uprof.p99_ms / b.baseline.p99_ms if b.baseline.p99_ms else 0.0
-    return tput, (b_p99 / a_p99 if a_p99 else 0.0)
+    a_p99 = _over(a.uprof.p99_ms, a.baseline.p99_ms)
+    b_p99 = _over(b.uprof.p99_ms, b.baseline.p99_ms)
+    return _over(b.ratio, a.ratio), _over(b_p99, a_p99)
 
 
 # Between two stores' runs, a baseline that moved by more than this says the host changed speed.
@@ -787,9 +791,9 @@ def scaling_lines(rows: list[Row]) -> list[str]:
             if a is None or b is None:
                 continue
             tput, p99 = scaled(a, b)
-            raw_tput = b.uprof.rps / a.uprof.rps if a.uprof.rps else 0.0
-            raw_p99 = b.uprof.p99_ms / a.uprof.p99_ms if a.uprof.p99_ms else 0.0
-            base_tput = b.baseline.rps / a.baseline.rps if a.baseline.rps else 0.0
+            raw_tput = _over(b.uprof.rps, a.uprof.rps)
+            raw_p99 = _over(b.uprof.p99_ms, a.uprof.p99_ms)
+            base_tput = _over(b.baseline.rps, a.baseline.rps)
             limit = SCALING_TARGET.get(scenario)
             if limit is None:
                 verdict = "(no target)"
