@@ -868,6 +868,36 @@ def worker_lines(rows: list[Row]) -> list[str]:
     return out
 
 
+def cpu_per_request_us(run: Run) -> float:
+    """The server's CPU time per request of ``run``, in microseconds (all its workers)."""
+    return _over(run.cpu.get("server", 0.0) / 100 * 1e6, run.rps)
+
+
+def backend_lines(rows: list[Row]) -> list[str]:
+    """PostgreSQL's throughput against SQLite's for the same store size, scenario and workers,
+    split into its two factors: throughput = the server's CPU in use / its CPU per request.
+    A gap in the second is uprof's own work on that backend; a gap in the first is time the
+    server's core spent waiting (for PostgreSQL's answers) or ceded to PostgreSQL's processes
+    (docs/performance.md, "Round 19")."""
+    out = []
+    by_key = {(r.backend, r.workers, r.n, r.scenario): r for r in rows}
+    for (backend, workers, n, scenario), pg in sorted(by_key.items()):
+        lite = by_key.get(("sqlite", workers, n, scenario))
+        if backend != "postgres" or lite is None:
+            continue
+        pg_us, lite_us = cpu_per_request_us(pg.uprof), cpu_per_request_us(lite.uprof)
+        pg_cpu, lite_cpu = pg.uprof.cpu.get("server", 0.0), lite.uprof.cpu.get("server", 0.0)
+        tput = _over(pg.uprof.rps, lite.uprof.rps)
+        out.append(
+            f"w{workers} {size_label(n):>4} {scenario:<7} postgres {tput:4.2f}x "
+            f"sqlite's req/s ({pg.uprof.rps:,.0f} against {lite.uprof.rps:,.0f}) = "
+            f"the server's CPU in use {_over(pg_cpu, lite_cpu):4.2f}x ({pg_cpu:.0f}% against "
+            f"{lite_cpu:.0f}%) / its CPU a request {_over(pg_us, lite_us):4.2f}x "
+            f"({pg_us:.1f} against {lite_us:.1f} us)"
+        )
+    return out
+
+
 def chart(rows: list[Row], path: Path) -> None:
     import matplotlib
 
@@ -1332,6 +1362,8 @@ def main(
         click.echo("scaling: " + line)
     for line in worker_lines(rows):
         click.echo("workers: " + line)
+    for line in backend_lines(rows):
+        click.echo("backends: " + line)
     for line in p99_lines(rows):
         click.echo("p99 miss: " + line)
     errors = [r for r in rows if r.uprof.error_count or r.baseline.error_count]

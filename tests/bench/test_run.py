@@ -10,6 +10,7 @@ from bench.run import (
     HEADER,
     Row,
     Run,
+    backend_lines,
     checkpoint_note,
     format_row,
     p99_lines,
@@ -190,3 +191,17 @@ def test_the_tail_is_the_median_of_the_rounds_own() -> None:
     assert (u.p99_ms * u.rps) / (b.p99_ms * b.rps) == pytest.approx(1.25)
     assert row.p99_needs_ratio == pytest.approx(0.6)
     assert row.as_dict()["round_tails"] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_postgresqls_throughput_is_split_into_cpu_in_use_and_cpu_a_request() -> None:
+    # Round 19's update at 1M: PostgreSQL's server used as much CPU a request as SQLite's
+    # and was idle a third of the time, waiting for its commits.
+    lite = _one_round("sqlite", 1_000_000, "update", (47_934, 2.5), (13_808, 10.1))
+    lite.uprof.cpu = {"server": 97.0, "wrk": 17.0}
+    pg = _one_round("postgres", 1_000_000, "update", (48_379, 2.4), (9_690, 32.1))
+    pg.uprof.cpu = {"server": 67.0, "wrk": 14.0, "postgres": 56.0}
+    alone = _one_round("postgres", 1_000, "update", (49_175, 2.1), (13_159, 7.8))
+    (line,) = backend_lines([lite, pg, alone])  # no SQLite row at 1k: nothing to set it beside
+    assert "w1   1M update  postgres 0.70x sqlite's req/s (9,690 against 13,808)" in line
+    assert "CPU in use 0.69x (67% against 97%)" in line
+    assert "CPU a request 0.98x (69.1 against 70.2 us)" in line
