@@ -868,9 +868,14 @@ def worker_lines(rows: list[Row]) -> list[str]:
     return out
 
 
+def server_cpu(run: Run) -> float:
+    """The server's CPU in use during ``run``, in percent of one core (all its workers)."""
+    return run.cpu.get("server", 0.0)
+
+
 def cpu_per_request_us(run: Run) -> float:
     """The server's CPU time per request of ``run``, in microseconds (all its workers)."""
-    return _over(run.cpu.get("server", 0.0) / 100 * 1e6, run.rps)
+    return _over(server_cpu(run) / 100 * 1e6, run.rps)
 
 
 def backend_lines(rows: list[Row]) -> list[str]:
@@ -882,11 +887,11 @@ def backend_lines(rows: list[Row]) -> list[str]:
     out = []
     by_key = {(r.backend, r.workers, r.n, r.scenario): r for r in rows}
     for (backend, workers, n, scenario), pg in sorted(by_key.items()):
-        lite = by_key.get(("sqlite", workers, n, scenario))
-        if backend != "postgres" or lite is None:
+        lite = by_key.get(("sqlite", workers, n, scenario)) if backend == "postgres" else None
+        if lite is None:
             continue
         pg_us, lite_us = cpu_per_request_us(pg.uprof), cpu_per_request_us(lite.uprof)
-        pg_cpu, lite_cpu = pg.uprof.cpu.get("server", 0.0), lite.uprof.cpu.get("server", 0.0)
+        pg_cpu, lite_cpu = server_cpu(pg.uprof), server_cpu(lite.uprof)
         tput = _over(pg.uprof.rps, lite.uprof.rps)
         out.append(
             f"w{workers} {size_label(n):>4} {scenario:<7} postgres {tput:4.2f}x "
