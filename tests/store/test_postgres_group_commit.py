@@ -4,7 +4,9 @@ failure is undone alone."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import pq
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Pool, event, text
 
 from uprof.domain.errors import NotFound, Overloaded
 from uprof.domain.model import Profile
@@ -28,6 +30,11 @@ from uprof.store.compiled import Statement, execute_deferrable
 from uprof.store.migrate import migrate
 from uprof.store.postgres import PostgresDatabase
 
+# Each test's event loop, kept from one ``_keyed`` to the next as a server keeps its loop: the
+# write batches' pool belongs to the loop that opened it (its connections are reused, or pinged,
+# only on that loop).
+_LOOPS: dict[int, asyncio.Runner] = {}
+
 
 @pytest.fixture
 def pg(postgres_url: str) -> Iterator[tuple[PostgresDatabase, str]]:
@@ -37,17 +44,21 @@ def pg(postgres_url: str) -> Iterator[tuple[PostgresDatabase, str]]:
     database.write_sync(
         lambda c: c.execute(text(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, tx BIGINT)"))
     )
+    runner = _LOOPS[id(database)] = asyncio.Runner()
     try:
         yield database, table
     finally:
+        runner.run(database.stop())
+        runner.close()
+        del _LOOPS[id(database)]
         database.write_sync(lambda c: c.execute(text(f"DROP TABLE {table}")))
         database.close()
 
 
 def _put(table: str, k: str, *, raw: bool = False):  # type: ignore[no-untyped-def]
     def work(conn: Connection) -> str:
-        if raw:  # as the store's compiled statements do, on the driver's cursor
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if raw:  # as the store's compiled statements do, on the DBAPI connection's cursor
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             cursor.execute(f"INSERT INTO {table} VALUES (%s, txid_current())", (k,))
         else:
             conn.execute(text(f"INSERT INTO {table} VALUES (:k, txid_current())"), {"k": k})
@@ -98,6 +109,54 @@ def test_jobs_of_one_batch_fail_alone(pg: tuple[PostgresDatabase, str]) -> None:
     assert isinstance(outcomes[1], NotFound)
     assert isinstance(outcomes[2], Exception) and isinstance(outcomes[4], Exception)
     assert set(_rows(db, table)) == {"taken", "a", "c", "d"}
+
+
+def test_a_batch_runs_on_the_event_loop_and_serves_it_while_it_waits(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    """A batch's jobs run on the loop's own thread (no hop into a worker thread and back, each
+    ending in a wait for the interpreter's lock), and every wait of the batch for the server
+    (a job's statement, the rollback of a failed pass, its replay with savepoints, the COMMIT)
+    leaves the loop serving other work."""
+    db, table = pg
+    threads: list[int] = []
+
+    def slow_put(k: str):  # type: ignore[no-untyped-def]
+        def work(conn: Connection) -> str:
+            threads.append(threading.get_ident())
+            conn.execute(text("SELECT pg_sleep(0.15)"))
+            return _put(table, k)(conn)  # type: ignore[no-any-return]
+
+        return work
+
+    async def main() -> tuple[list[Any], list[float], float]:
+        ticks: list[float] = []
+        stopping = asyncio.Event()
+
+        async def tick() -> None:
+            while not stopping.is_set():
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.02)
+        started = time.monotonic()
+        outcomes = await asyncio.gather(
+            db.write(slow_put("a")), db.write(_put_then_fail(table, "b")), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+        stopping.set()
+        await ticker
+        return outcomes, ticks, elapsed
+
+    outcomes, ticks, elapsed = _LOOPS[id(db)].run(main())
+    assert outcomes[0] == "a" and isinstance(outcomes[1], NotFound), outcomes
+    assert set(_rows(db, table)) == {"a"}
+    # the failing job made the batch run twice: the first pass, then the replay
+    assert len(threads) == 2 and elapsed >= 0.3, (threads, elapsed)
+    assert set(threads) == {threading.get_ident()}, "the jobs ran on the loop's thread"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
+    assert max(gaps) < 0.1, f"the loop stalled {max(gaps):.3f} s while the batch waited"
 
 
 _PUTS: dict[str, Statement[None]] = {}
@@ -240,6 +299,41 @@ def test_a_connection_lost_before_the_commit_fails_the_batch_as_overloaded_and_w
         admin.close()
 
 
+def test_a_loop_that_ends_without_stop_leaves_no_connection_open(postgres_url: str) -> None:
+    """The write batches' connections belong to the loop that opened them. One that ends
+    without ``stop`` (a script's ``asyncio.run``) leaves them behind; closing the database
+    closes them, with no loop to wait on, and a write on a new loop opens its own."""
+    name = f"uprof_gc_{uuid.uuid4().hex[:8]}"
+    db = PostgresDatabase(f"{postgres_url}?application_name={name}")
+    admin = psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
+    admin.autocommit = True
+
+    def backends() -> int:
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        row = admin.execute(sql, (name,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def one_write() -> Any:
+        return await db.write(lambda c: c.execute(text("SELECT 1")).scalar_one())
+
+    try:
+        assert asyncio.run(one_write()) == 1
+        assert backends() == 1
+        assert asyncio.run(one_write()) == 1  # the first loop's engine is dropped, closed
+        deadline = time.monotonic() + 10
+        while backends() != 1:
+            assert time.monotonic() < deadline, backends()
+            time.sleep(0.01)
+        db.close()
+        while backends():
+            assert time.monotonic() < deadline, backends()
+            time.sleep(0.01)
+    finally:
+        db.close()
+        admin.close()
+
+
 def test_writes_of_one_profile_share_a_lane_and_batches_never_wait_for_each_other(
     pg: tuple[PostgresDatabase, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -364,14 +458,11 @@ def _create(pid: str, name: str | None = None):  # type: ignore[no-untyped-def]
 
 def _keyed(db: PostgresDatabase, *jobs: tuple[str | None, Any]) -> list[Any]:
     async def main() -> list[Any]:
-        try:
-            return await asyncio.gather(
-                *(db.write(job, key=key) for key, job in jobs), return_exceptions=True
-            )
-        finally:
-            await db.stop()
+        return await asyncio.gather(
+            *(db.write(job, key=key) for key, job in jobs), return_exceptions=True
+        )
 
-    return asyncio.run(main())
+    return _LOOPS[id(db)].run(main())
 
 
 def _stored(db: PostgresDatabase, pid: str) -> Profile | None:
@@ -643,13 +734,14 @@ class _Wire:
     """What the write pool's connections send from now on, as libpq traces it (one line a
     protocol message): a simple ``Query`` or a ``Sync`` ends a round trip."""
 
-    def __init__(self, db: PostgresDatabase, path: Any) -> None:
-        self._db = db
+    def __init__(self, path: Any) -> None:
         self._file = open(path, "w+")  # noqa: SIM115 (closed by the fixture)
         self._traced: list[Any] = []
-        event.listen(db.engine, "checkout", self._trace)
+        # Every pool's: the write batches' engine is made by the database on its loop.
+        event.listen(Pool, "checkout", self._trace)
 
     def _trace(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_conn = getattr(dbapi_conn, "driver_connection", dbapi_conn)  # psycopg's own
         if dbapi_conn.pgconn.status == pq.ConnStatus.OK and dbapi_conn not in self._traced:
             dbapi_conn.pgconn.trace(self._file.fileno())
             dbapi_conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
@@ -685,7 +777,7 @@ class _Wire:
         return [trip for trip in trips if trip]
 
     def close(self) -> None:
-        event.remove(self._db.engine, "checkout", self._trace)
+        event.remove(Pool, "checkout", self._trace)
         for dbapi_conn in self._traced:
             if dbapi_conn.pgconn.status == pq.ConnStatus.OK:
                 dbapi_conn.pgconn.untrace()
@@ -694,7 +786,7 @@ class _Wire:
 
 @pytest.fixture
 def wire(pg: tuple[PostgresDatabase, str], tmp_path: Any) -> Iterator[_Wire]:
-    wire = _Wire(pg[0], tmp_path / "libpq.trace")
+    wire = _Wire(tmp_path / "libpq.trace")
     yield wire
     wire.close()
 

@@ -209,16 +209,17 @@ class Query(NamedTuple, Generic[T]):
 
 def run(conn: Connection, query: Query[T]) -> T:
     """Run a query on the DBAPI connection under ``conn`` (inside whatever transaction it
-    holds)."""
+    holds). The DBAPI connection, not the driver's: under an asynchronous engine it is
+    SQLAlchemy's adapter, whose calls wait on the event loop from the unit's greenlet."""
     text, params = query.sql(conn.dialect)
-    raw: Any = conn.connection.driver_connection
+    raw: Any = conn.connection.dbapi_connection
     return query.statement.result(raw.execute(text, params).fetchall())
 
 
 @contextlib.contextmanager
 def _driver_cursor(conn: Connection) -> Iterator[Any]:
-    """A cursor of the DBAPI connection under ``conn``, closed after use."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    """A cursor of the DBAPI connection under ``conn`` (as ``run``), closed after use."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         yield cursor
     finally:

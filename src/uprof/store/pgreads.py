@@ -158,12 +158,12 @@ class PreparedReads:
             # The names are uprof's own (psycopg's start with "_pg3_"): no collision.
             name = f"uprof_{len(prepared.statements)}".encode("ascii")
             pgconn.send_prepare(name, sql.encode(encoding))
-            _check(await _results(pgconn), encoding)
+            _check(await wait_for_results(pgconn), encoding)
             found = prepared.statements[text] = (name, names)
         name, names = found
         values = [prepared.params.param(params[n]) for n in names]
         pgconn.send_query_prepared(name, values)
-        result = _check(await _results(pgconn), encoding)[-1]
+        result = _check(await wait_for_results(pgconn), encoding)[-1]
         return rows_of(conn, result)
 
 
@@ -174,7 +174,7 @@ def _check(results: list[PGresult], encoding: str) -> list[PGresult]:
     return results
 
 
-async def _results(pgconn: PGconn) -> list[PGresult]:
+async def wait_for_results(pgconn: PGconn) -> list[PGresult]:
     """Send what libpq holds and collect every result of the command, waiting on the event
     loop for the socket (psycopg's connections are non-blocking).
 

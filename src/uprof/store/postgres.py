@@ -1,4 +1,5 @@
-"""PostgreSQL: queries on the event loop (point reads coalesced), units of work in threads."""
+"""PostgreSQL: queries and write batches on the event loop (point reads coalesced), other
+units of work in threads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import re
 import select
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,13 +18,22 @@ from psycopg.pq import Escaping, TransactionStatus
 from psycopg.pq.abc import PGresult
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.util import await_
 
 from uprof.store.compiled import Query, deferred_sql, deferring
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
 from uprof.store.pgcoalesce import CoalescedReads
-from uprof.store.pgreads import PLACEHOLDER, PreparedReads, raise_failed, refuse_nul, rows_of
+from uprof.store.pgreads import (
+    PLACEHOLDER,
+    PreparedReads,
+    raise_failed,
+    refuse_nul,
+    rows_of,
+    wait_for_results,
+)
 from uprof.store.profiles import lock_profiles
 
 T = TypeVar("T")
@@ -64,11 +75,17 @@ _LAST_USED = "uprof.last_used"
 _now = time.monotonic  # the clock of that rule (tests move it)
 
 
+def _driver(dbapi_conn: Any) -> Any:
+    """psycopg's connection under a DBAPI connection: itself, or the asynchronous connection
+    SQLAlchemy's adapter wraps (the write batches' engine)."""
+    return getattr(dbapi_conn, "driver_connection", dbapi_conn)
+
+
 def _heard_from_server(dbapi_conn: Any) -> bool:
     """Whether the server has sent an idle connection anything (it has nothing to say to one
     it keeps), or the connection is closed on this side."""
     try:
-        fd = dbapi_conn.pgconn.socket
+        fd = _driver(dbapi_conn).pgconn.socket
     except psycopg.OperationalError:
         return True
     poller = select.poll()
@@ -137,33 +154,45 @@ def _loses_the_transaction(e: BaseException) -> bool:
 # statement before its end (new profiles), with the flush; the flush and COMMIT go out as one
 # simple-protocol message too, the rows' values bound into its text as literals (O11).
 # A batch of creates is one round trip, a batch of updates two.
+#
+# ``raw`` below is psycopg's connection (its libpq connection, its encoding) and ``dbapi`` the
+# DBAPI connection SQLAlchemy holds (transaction control): the same object on a synchronous
+# engine; on the write batches' asynchronous engine, psycopg's ``AsyncConnection`` and
+# SQLAlchemy's adapter of it, whose calls wait on the event loop from the batch's greenlet.
+
+AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
 
 
-def _status(raw: psycopg.Connection[Any]) -> TransactionStatus:
+def _status(raw: AnyConnection) -> TransactionStatus:
     return TransactionStatus(raw.pgconn.transaction_status)
 
 
-def _simple(raw: psycopg.Connection[Any], sql: str) -> list[PGresult]:
+def _simple(raw: AnyConnection, sql: str) -> list[PGresult]:
     """Send ``sql`` (statements with their values bound into the text) as one simple-protocol
-    message and wait for its results, with the GIL released while waiting, as psycopg waits.
-    Raises the first statement's error as psycopg's exception of its SQLSTATE.
+    message and wait for its results: on the event loop for an asynchronous connection (the
+    caller is a greenlet that ``await_`` suspends, as SQLAlchemy's adapter waits), else
+    with the GIL released, as psycopg waits. Raises the first statement's error as psycopg's
+    exception of its SQLSTATE.
 
     psycopg's cursor costs ~30 µs of this process's CPU a statement beyond libpq's own work
     (measured: ``SELECT 1`` 50 µs through ``execute``, 16 µs so), and its pipeline more: a
     batch's two messages go through libpq directly (psycopg's documented ``pq`` layer)."""
     pgconn = raw.pgconn
     pgconn.send_query(sql.encode(raw.info.encoding))
-    while pgconn.flush():  # 1: not all sent yet (the connection is non-blocking)
-        select.select([], [pgconn.socket], [])
     results: list[PGresult] = []
-    while True:
-        while pgconn.is_busy():
-            select.select([pgconn.socket], [], [])
-            pgconn.consume_input()
-        result = pgconn.get_result()
-        if result is None:
-            break
-        results.append(result)
+    if isinstance(raw, psycopg.AsyncConnection):
+        results = await_(wait_for_results(pgconn))
+    else:
+        while pgconn.flush():  # 1: not all sent yet (the connection is non-blocking)
+            select.select([], [pgconn.socket], [])
+        while True:
+            while pgconn.is_busy():
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:
+                break
+            results.append(result)
     raise_failed(results, raw.info.encoding)
     return results
 
@@ -180,10 +209,15 @@ class _Literals:
 
     __slots__ = ("_encoding", "_escape", "_mogrify")
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(self, raw: AnyConnection) -> None:
         self._escape = Escaping(raw.pgconn).escape_literal
         self._encoding = raw.info.encoding
-        self._mogrify = psycopg.ClientCursor(raw).mogrify
+        cursor = (
+            psycopg.AsyncClientCursor(raw)
+            if isinstance(raw, psycopg.AsyncConnection)
+            else psycopg.ClientCursor(raw)
+        )
+        self._mogrify = cursor.mogrify
 
     def literal(self, value: Any) -> str:
         if isinstance(value, str):
@@ -207,37 +241,39 @@ class _Literals:
 
 
 def _opening(
-    raw: psycopg.Connection[Any], literals: _Literals
+    dbapi: Any, raw: AnyConnection, literals: _Literals
 ) -> Callable[[Connection, Query[T]], T]:
     """How the batch's first statement runs: after a BEGIN, in the same message."""
 
     def run_first(conn: Connection, query: Query[T]) -> T:
         text, params = query.sql(conn.dialect)
-        raw.autocommit = True  # the transaction is uprof's own from here to its COMMIT
+        dbapi.autocommit = True  # the transaction is uprof's own from here to its COMMIT
         results = _simple(raw, "BEGIN;\n" + literals.bind(text, params))
         return query.statement.result(rows_of(raw, results[-1]))
 
     return run_first
 
 
-def _flush_and_commit(conn: Connection, raw: psycopg.Connection[Any], literals: _Literals) -> None:
+def _flush_and_commit(
+    conn: Connection, dbapi: Any, raw: AnyConnection, literals: _Literals
+) -> None:
     """The deferred writes and the COMMIT in one message (and the BEGIN, if nothing opened the
     transaction yet)."""
     opened = _status(raw) != TransactionStatus.IDLE
     if not opened:
-        raw.autocommit = True
+        dbapi.autocommit = True
     statements = [] if opened else ["BEGIN"]
     statements += deferred_sql(conn, literals)
     statements.append("COMMIT")
     _simple(raw, ";\n".join(statements))
 
 
-def _close(conn: Connection, raw: psycopg.Connection[Any]) -> None:
+def _close(conn: Connection, dbapi: Any, raw: AnyConnection) -> None:
     """Roll back what a failed batch left open and hand psycopg back its transactions."""
     try:
         if _status(raw) != TransactionStatus.IDLE:
-            raw.rollback()
-        raw.autocommit = False
+            dbapi.rollback()
+        dbapi.autocommit = False
     except Exception as e:  # the connection is broken: the pool must not hand it out again
         conn.invalidate()
         raise psycopg.OperationalError(f"the connection broke ending a batch: {e}") from e
@@ -250,12 +286,13 @@ def _run_together(
     first job, what its jobs insert or change written together at its end (``deferring``,
     ``lock_profiles``). None if a job or the flush failed: the batch is rolled back, and the
     replay finds the job at fault."""
-    raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+    dbapi = conn.connection.dbapi_connection
+    raw: AnyConnection = _driver(dbapi)
     literals = _Literals(raw)  # the connection's quoting, for both of the batch's messages
     outcomes: list[tuple[Any, Any]] = []
     with conn.begin(), deferring(conn):
         try:
-            lock_profiles(conn, keys, _opening(raw, literals))
+            lock_profiles(conn, keys, _opening(dbapi, raw, literals))
             for fn in fns:
                 try:
                     result = fn(conn)
@@ -265,13 +302,13 @@ def _run_together(
                     return None
                 outcomes.append((result, None))
             try:
-                _flush_and_commit(conn, raw, literals)
+                _flush_and_commit(conn, dbapi, raw, literals)
             except Exception as e:
                 if _loses_the_transaction(e):
                     raise
                 return None
         finally:
-            _close(conn, raw)
+            _close(conn, dbapi, raw)
     return outcomes
 
 
@@ -296,7 +333,8 @@ def _replay(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[tu
 
 
 class PostgresDatabase:
-    """Queries run on the event loop; units of work in worker threads, one thread hop each.
+    """Queries and write batches run on the event loop; other units of work in worker threads,
+    one thread hop each.
 
     ``query`` (the API's reads: a profile, a page) runs on an asynchronous psycopg connection
     from a pool of its own, in autocommit mode: one round trip, no thread, no BEGIN/COMMIT;
@@ -305,10 +343,13 @@ class PostgresDatabase:
     runs once more on a fresh one; reads change nothing, so that is safe, and it is why the
     pool need not ping a connection before every use.
 
-    Units of work (``read``/``write``: the writes, operator commands) run in worker threads
-    limited to the synchronous pool's size, so a unit never waits for a connection and the
-    pool never opens one beyond its size (a new PostgreSQL connection is a new server
-    process: opening and closing them under load costs more than the queries).
+    Writes (``write``) run in batches on the event loop, each on a connection of the write
+    engine's (asynchronous) pool: see "group commit" below.
+
+    Other units of work (``read``: operator commands) run in worker threads limited to the
+    synchronous pool's size, so a unit never waits for a connection and the pool never opens
+    one beyond its size (a new PostgreSQL connection is a new server process: opening and
+    closing them under load costs more than the queries).
     """
 
     dialect = "postgresql"
@@ -341,8 +382,13 @@ class PostgresDatabase:
         )
         # The write batches committing (``spawn`` keeps them alive while they run).
         self._tasks: set[asyncio.Task[None]] = set()
-        # Each event loop's lanes of writes (see ``write``).
+        # Each event loop's lanes of writes (see ``write``), and the engine their batches run
+        # on (its connections belong to the loop that opened them).
         self._lanes: dict[asyncio.AbstractEventLoop, list[_Lane]] = {}
+        self._write_engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+        # What each of those engines connected (psycopg's connections), to close them if their
+        # loop ends without ``stop`` (``_abandon``).
+        self._write_connections: dict[asyncio.AbstractEventLoop, weakref.WeakSet[Any]] = {}
 
     def _run(self, fn: Callable[[Connection], T], engine: Engine | None = None) -> T:
         try:
@@ -374,9 +420,18 @@ class PostgresDatabase:
 
     # --- group commit -------------------------------------------------------------------------
     #
-    # The writes waiting at one moment run as one transaction in one worker thread: one thread
-    # hop, one pool checkout, one COMMIT for all of them, instead of a hop, a checkout (with
-    # its ping), a BEGIN and a COMMIT each. No write is acknowledged before its COMMIT returns.
+    # The writes waiting at one moment run as one transaction: one pool checkout, one COMMIT
+    # for all of them, instead of a checkout (with its ping), a BEGIN and a COMMIT each. No
+    # write is acknowledged before its COMMIT returns.
+    #
+    # A batch runs on the event loop, not in a worker thread: its jobs are synchronous code
+    # (SQLAlchemy Core on a ``Connection``), run by ``AsyncConnection.run_sync`` in a greenlet
+    # whose every wait for the server (its two messages, a replay's statements, a ping, a
+    # connect, a rollback) suspends it and serves the loop (SQLAlchemy's asyncio support over
+    # psycopg's asynchronous connections). In a worker thread, each of a batch's waits ended
+    # in a wait for the interpreter's lock, which the loop holds while it serves: a hop into
+    # the thread and back took 0.3 ms at the median and 4-7 ms at the 90th percentile, beside
+    # PostgreSQL's 1.35 ms for the batch (docs/performance.md, rounds 13 and 20).
     #
     # Writes go into _LANES lanes, each running one batch at a time on a connection of its own,
     # so one batch's round trips overlap another's. A write names what it locks (``key``: the
@@ -430,12 +485,12 @@ class PostgresDatabase:
     ) -> None:
         try:
             try:
-                outcomes = await to_thread.run_sync(
-                    self._write_batch,
-                    [fn for fn, _, _ in batch],
-                    [key for _, _, key in batch if key is not None],
-                    limiter=self._limiter(),
-                )
+                async with self._write_engine(loop).connect() as conn:
+                    outcomes = await conn.run_sync(
+                        self._write_batch,
+                        [fn for fn, _, _ in batch],
+                        [key for _, _, key in batch if key is not None],
+                    )
             except Exception as e:
                 failure = _storage_error(e) if _is_storage_error(e) else e
                 outcomes = [(None, failure)] * len(batch)
@@ -447,23 +502,53 @@ class PostgresDatabase:
             lane.running = False
             self._schedule(loop, lane)
 
+    def _write_engine(self, loop: asyncio.AbstractEventLoop) -> AsyncEngine:
+        """The engine of ``loop``'s write batches: a connection a lane, the pool's rules as
+        the synchronous engine's (a session without JIT, a ping only when it may be needed)."""
+        engine = self._write_engines.get(loop)
+        if engine is None:
+            for ended in [other for other in self._write_engines if other.is_closed()]:
+                self._abandon(ended)
+            engine = create_async_engine(
+                self.url, pool_size=_LANES, max_overflow=0, pool_timeout=10
+            )
+            sync = engine.sync_engine
+            opened = self._write_connections[loop] = weakref.WeakSet()
+
+            def connected(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+                opened.add(_driver(dbapi_conn))
+                _configure_sync(dbapi_conn, record)
+
+            event.listens_for(sync, "connect")(connected)
+            event.listens_for(sync, "checkin")(_used)
+            event.listens_for(sync, "checkout")(_ping_if_idle(sync))
+            self._write_engines[loop] = engine
+        return engine
+
+    def _abandon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drop the write engine of a loop that ended without ``stop`` (a script's or a test's
+        ``asyncio.run``), closing its connections without the loop: libpq's ``PQfinish``."""
+        self._write_engines.pop(loop, None)
+        for conn in self._write_connections.pop(loop, ()):
+            if not conn.closed:
+                conn.pgconn.finish()
+
     def _write_batch(
-        self, fns: list[Callable[[Connection], Any]], keys: list[str]
+        self, conn: Connection, fns: list[Callable[[Connection], Any]], keys: list[str]
     ) -> list[tuple[Any, Any]]:
-        """Run the jobs in one transaction; each job's (result, error). ``keys``: the profiles
-        they name, locked up front."""
-        with self.engine.connect() as conn:
-            for attempt in range(_RETRIES):
-                try:
-                    outcomes = self._run_jobs(conn, fns, keys, savepoints=False)
-                    if outcomes is None:
-                        outcomes = self._run_jobs(conn, fns, keys, savepoints=True)
-                    assert outcomes is not None
-                    return outcomes
-                except Exception as e:
-                    if attempt + 1 < _RETRIES and isinstance(_driver_error(e), _RETRYABLE):
-                        continue  # another instance's transaction won: run the batch again
-                    raise
+        """Run the jobs in one transaction on ``conn``; each job's (result, error). ``keys``:
+        the profiles they name, locked up front."""
+        for attempt in range(_RETRIES):
+            try:
+                outcomes = self._run_jobs(conn, fns, keys, savepoints=False)
+                if outcomes is None:
+                    outcomes = self._run_jobs(conn, fns, keys, savepoints=True)
+                assert outcomes is not None
+                return outcomes
+            except Exception as e:
+                if attempt + 1 < _RETRIES and isinstance(_driver_error(e), _RETRYABLE):
+                    continue  # another instance's transaction won: run the batch again
+                raise
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -534,6 +619,11 @@ class PostgresDatabase:
         pass
 
     async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        engine = self._write_engines.pop(loop, None)
+        self._write_connections.pop(loop, None)
+        if engine is not None:
+            await engine.dispose()
         if self._query_pool_of is not None:
             loop, pool = self._query_pool_of
             self._query_pool_of = None
@@ -541,4 +631,6 @@ class PostgresDatabase:
                 await pool.close()
 
     def close(self) -> None:
+        for loop in list(self._write_engines):  # loops that ended without ``stop``
+            self._abandon(loop)
         self.engine.dispose()
