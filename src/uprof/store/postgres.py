@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
-from sqlalchemy.util import await_
+from sqlalchemy.util import await_, greenlet_spawn
 
 from uprof.store.compiled import Query, deferred_sql, deferring
 from uprof.store.database import normalize_url, settle, spawn
@@ -425,10 +425,10 @@ class PostgresDatabase:
     # write is acknowledged before its COMMIT returns.
     #
     # A batch runs on the event loop, not in a worker thread: its jobs are synchronous code
-    # (SQLAlchemy Core on a ``Connection``), run by ``AsyncConnection.run_sync`` in a greenlet
-    # whose every wait for the server (its two messages, a replay's statements, a ping, a
-    # connect, a rollback) suspends it and serves the loop (SQLAlchemy's asyncio support over
-    # psycopg's asynchronous connections). In a worker thread, each of a batch's waits ended
+    # (SQLAlchemy Core on a ``Connection``), run in a greenlet (SQLAlchemy's ``greenlet_spawn``,
+    # as its ``AsyncConnection.run_sync`` runs them) whose every wait for the server (its two
+    # messages, a replay's statements, a ping, a connect, a rollback) suspends it and serves
+    # the loop (SQLAlchemy's asyncio support over psycopg's asynchronous connections). In a worker thread, each of a batch's waits ended
     # in a wait for the interpreter's lock, which the loop holds while it serves: a hop into
     # the thread and back took 0.3 ms at the median and 4-7 ms at the 90th percentile, beside
     # PostgreSQL's 1.35 ms for the batch (docs/performance.md, rounds 13 and 20).
@@ -485,12 +485,14 @@ class PostgresDatabase:
     ) -> None:
         try:
             try:
-                async with self._write_engine(loop).connect() as conn:
-                    outcomes = await conn.run_sync(
-                        self._write_batch,
-                        [fn for fn, _, _ in batch],
-                        [key for _, _, key in batch if key is not None],
-                    )
+                # One greenlet a batch: its checkout, its jobs and its checkin (what
+                # ``AsyncEngine.connect`` and ``run_sync`` do in three).
+                outcomes = await greenlet_spawn(
+                    self._write_batch,
+                    self._write_engine(loop).sync_engine,
+                    [fn for fn, _, _ in batch],
+                    [key for _, _, key in batch if key is not None],
+                )
             except Exception as e:
                 failure = _storage_error(e) if _is_storage_error(e) else e
                 outcomes = [(None, failure)] * len(batch)
@@ -534,21 +536,22 @@ class PostgresDatabase:
                 conn.pgconn.finish()
 
     def _write_batch(
-        self, conn: Connection, fns: list[Callable[[Connection], Any]], keys: list[str]
+        self, engine: Engine, fns: list[Callable[[Connection], Any]], keys: list[str]
     ) -> list[tuple[Any, Any]]:
-        """Run the jobs in one transaction on ``conn``; each job's (result, error). ``keys``:
-        the profiles they name, locked up front."""
-        for attempt in range(_RETRIES):
-            try:
-                outcomes = self._run_jobs(conn, fns, keys, savepoints=False)
-                if outcomes is None:
-                    outcomes = self._run_jobs(conn, fns, keys, savepoints=True)
-                assert outcomes is not None
-                return outcomes
-            except Exception as e:
-                if attempt + 1 < _RETRIES and isinstance(_driver_error(e), _RETRYABLE):
-                    continue  # another instance's transaction won: run the batch again
-                raise
+        """Run the jobs in one transaction on a connection of ``engine``; each job's (result,
+        error). ``keys``: the profiles they name, locked up front."""
+        with engine.connect() as conn:
+            for attempt in range(_RETRIES):
+                try:
+                    outcomes = self._run_jobs(conn, fns, keys, savepoints=False)
+                    if outcomes is None:
+                        outcomes = self._run_jobs(conn, fns, keys, savepoints=True)
+                    assert outcomes is not None
+                    return outcomes
+                except Exception as e:
+                    if attempt + 1 < _RETRIES and isinstance(_driver_error(e), _RETRYABLE):
+                        continue  # another instance's transaction won: run the batch again
+                    raise
         raise AssertionError("unreachable")
 
     @staticmethod
