@@ -141,8 +141,12 @@ def test_a_batch_runs_on_the_event_loop_and_serves_it_while_it_waits(
         ticker = asyncio.create_task(tick())
         await asyncio.sleep(0.02)
         started = time.monotonic()
-        outcomes = await asyncio.gather(
-            db.write(slow_put("a")), db.write(_put_then_fail(table, "b")), return_exceptions=True
+        outcomes: list[Any] = list(
+            await asyncio.gather(
+                db.write(slow_put("a")),
+                db.write(_put_then_fail(table, "b")),
+                return_exceptions=True,
+            )
         )
         elapsed = time.monotonic() - started
         stopping.set()
@@ -188,7 +192,7 @@ def test_deferred_inserts_go_out_together_at_the_end_of_the_batch(
     messages: list[str] = []
     simple = postgres._simple
 
-    def recording(raw: psycopg.Connection[Any], sql: str) -> list[pq.abc.PGresult]:
+    def recording(raw: psycopg.AsyncConnection[Any], sql: str) -> list[pq.abc.PGresult]:
         messages.append(sql)
         return simple(raw, sql)
 
@@ -485,7 +489,7 @@ def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         sent.append(f"{query} x{len(rows)}")
         return executemany(self, query, rows, **kw)
 
-    def counting_simple(raw: psycopg.Connection[Any], sql: str) -> list[pq.abc.PGresult]:
+    def counting_simple(raw: psycopg.AsyncConnection[Any], sql: str) -> list[pq.abc.PGresult]:
         sent.extend(sql.split(";\n"))
         return simple(raw, sql)
 

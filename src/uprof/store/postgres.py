@@ -155,44 +155,30 @@ def _loses_the_transaction(e: BaseException) -> bool:
 # simple-protocol message too, the rows' values bound into its text as literals (O11).
 # A batch of creates is one round trip, a batch of updates two.
 #
-# ``raw`` below is psycopg's connection (its libpq connection, its encoding) and ``dbapi`` the
-# DBAPI connection SQLAlchemy holds (transaction control): the same object on a synchronous
-# engine; on the write batches' asynchronous engine, psycopg's ``AsyncConnection`` and
-# SQLAlchemy's adapter of it, whose calls wait on the event loop from the batch's greenlet.
+# A batch runs in a greenlet on the event loop (see "group commit" below): ``raw`` is psycopg's
+# asynchronous connection under it (its libpq connection, its encoding) and ``dbapi`` the
+# DBAPI connection SQLAlchemy holds (transaction control), its adapter of ``raw``, whose calls
+# wait on the loop from the greenlet.
 
-AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+Raw = psycopg.AsyncConnection[Any]
 
 
-def _status(raw: AnyConnection) -> TransactionStatus:
+def _status(raw: Raw) -> TransactionStatus:
     return TransactionStatus(raw.pgconn.transaction_status)
 
 
-def _simple(raw: AnyConnection, sql: str) -> list[PGresult]:
+def _simple(raw: Raw, sql: str) -> list[PGresult]:
     """Send ``sql`` (statements with their values bound into the text) as one simple-protocol
-    message and wait for its results: on the event loop for an asynchronous connection (the
-    caller is a greenlet that ``await_`` suspends, as SQLAlchemy's adapter waits), else
-    with the GIL released, as psycopg waits. Raises the first statement's error as psycopg's
-    exception of its SQLSTATE.
+    message and wait for its results on the event loop (the caller is a greenlet that
+    ``await_`` suspends, as SQLAlchemy's adapter waits). Raises the first statement's error as
+    psycopg's exception of its SQLSTATE.
 
     psycopg's cursor costs ~30 µs of this process's CPU a statement beyond libpq's own work
     (measured: ``SELECT 1`` 50 µs through ``execute``, 16 µs so), and its pipeline more: a
     batch's two messages go through libpq directly (psycopg's documented ``pq`` layer)."""
     pgconn = raw.pgconn
     pgconn.send_query(sql.encode(raw.info.encoding))
-    results: list[PGresult] = []
-    if isinstance(raw, psycopg.AsyncConnection):
-        results = await_(wait_for_results(pgconn))
-    else:
-        while pgconn.flush():  # 1: not all sent yet (the connection is non-blocking)
-            select.select([], [pgconn.socket], [])
-        while True:
-            while pgconn.is_busy():
-                select.select([pgconn.socket], [], [])
-                pgconn.consume_input()
-            result = pgconn.get_result()
-            if result is None:
-                break
-            results.append(result)
+    results = await_(wait_for_results(pgconn))
     raise_failed(results, raw.info.encoding)
     return results
 
@@ -209,15 +195,10 @@ class _Literals:
 
     __slots__ = ("_encoding", "_escape", "_mogrify")
 
-    def __init__(self, raw: AnyConnection) -> None:
+    def __init__(self, raw: Raw) -> None:
         self._escape = Escaping(raw.pgconn).escape_literal
         self._encoding = raw.info.encoding
-        cursor = (
-            psycopg.AsyncClientCursor(raw)
-            if isinstance(raw, psycopg.AsyncConnection)
-            else psycopg.ClientCursor(raw)
-        )
-        self._mogrify = cursor.mogrify
+        self._mogrify = psycopg.AsyncClientCursor(raw).mogrify
 
     def literal(self, value: Any) -> str:
         if isinstance(value, str):
@@ -240,9 +221,7 @@ class _Literals:
         return PLACEHOLDER.sub(placeholder, text)
 
 
-def _opening(
-    dbapi: Any, raw: AnyConnection, literals: _Literals
-) -> Callable[[Connection, Query[T]], T]:
+def _opening(dbapi: Any, raw: Raw, literals: _Literals) -> Callable[[Connection, Query[T]], T]:
     """How the batch's first statement runs: after a BEGIN, in the same message."""
 
     def run_first(conn: Connection, query: Query[T]) -> T:
@@ -254,9 +233,7 @@ def _opening(
     return run_first
 
 
-def _flush_and_commit(
-    conn: Connection, dbapi: Any, raw: AnyConnection, literals: _Literals
-) -> None:
+def _flush_and_commit(conn: Connection, dbapi: Any, raw: Raw, literals: _Literals) -> None:
     """The deferred writes and the COMMIT in one message (and the BEGIN, if nothing opened the
     transaction yet)."""
     opened = _status(raw) != TransactionStatus.IDLE
@@ -268,7 +245,7 @@ def _flush_and_commit(
     _simple(raw, ";\n".join(statements))
 
 
-def _close(conn: Connection, dbapi: Any, raw: AnyConnection) -> None:
+def _close(conn: Connection, dbapi: Any, raw: Raw) -> None:
     """Roll back what a failed batch left open and hand psycopg back its transactions."""
     try:
         if _status(raw) != TransactionStatus.IDLE:
@@ -287,7 +264,7 @@ def _run_together(
     ``lock_profiles``). None if a job or the flush failed: the batch is rolled back, and the
     replay finds the job at fault."""
     dbapi = conn.connection.dbapi_connection
-    raw: AnyConnection = _driver(dbapi)
+    raw: Raw = _driver(dbapi)
     literals = _Literals(raw)  # the connection's quoting, for both of the batch's messages
     outcomes: list[tuple[Any, Any]] = []
     with conn.begin(), deferring(conn):
@@ -428,10 +405,11 @@ class PostgresDatabase:
     # (SQLAlchemy Core on a ``Connection``), run in a greenlet (SQLAlchemy's ``greenlet_spawn``,
     # as its ``AsyncConnection.run_sync`` runs them) whose every wait for the server (its two
     # messages, a replay's statements, a ping, a connect, a rollback) suspends it and serves
-    # the loop (SQLAlchemy's asyncio support over psycopg's asynchronous connections). In a worker thread, each of a batch's waits ended
-    # in a wait for the interpreter's lock, which the loop holds while it serves: a hop into
-    # the thread and back took 0.3 ms at the median and 4-7 ms at the 90th percentile, beside
-    # PostgreSQL's 1.35 ms for the batch (docs/performance.md, rounds 13 and 20).
+    # the loop (SQLAlchemy's asyncio support over psycopg's asynchronous connections). In a
+    # worker thread, each of a batch's waits ended in a wait for the interpreter's lock, which
+    # the loop holds while it serves: a hop into the thread and back took 0.3 ms at the median
+    # and 4-7 ms at the 90th percentile, beside PostgreSQL's 1.35 ms for the batch
+    # (docs/performance.md, rounds 13 and 20; decisions O19).
     #
     # Writes go into _LANES lanes, each running one batch at a time on a connection of its own,
     # so one batch's round trips overlap another's. A write names what it locks (``key``: the
