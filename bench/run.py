@@ -885,9 +885,10 @@ def backend_lines(rows: list[Row]) -> list[str]:
     server's core spent waiting (for PostgreSQL's answers) or ceded to PostgreSQL's processes
     (docs/performance.md, "Round 19")."""
     out = []
-    by_key = {(r.backend, r.workers, r.n, r.scenario): r for r in rows}
-    for (backend, workers, n, scenario), pg in sorted(by_key.items()):
-        lite = by_key.get(("sqlite", workers, n, scenario)) if backend == "postgres" else None
+    lites = {(r.workers, r.n, r.scenario): r for r in rows if r.backend == "sqlite"}
+    pgs = {(r.workers, r.n, r.scenario): r for r in rows if r.backend == "postgres"}
+    for (workers, n, scenario), pg in sorted(pgs.items()):
+        lite = lites.get((workers, n, scenario))
         if lite is None:
             continue
         pg_us, lite_us = cpu_per_request_us(pg.uprof), cpu_per_request_us(lite.uprof)

@@ -155,10 +155,10 @@ def _loses_the_transaction(e: BaseException) -> bool:
 # simple-protocol message too, the rows' values bound into its text as literals (O11).
 # A batch of creates is one round trip, a batch of updates two.
 #
-# A batch runs in a greenlet on the event loop (see "group commit" below): ``raw`` is psycopg's
-# asynchronous connection under it (its libpq connection, its encoding) and ``dbapi`` the
-# DBAPI connection SQLAlchemy holds (transaction control), its adapter of ``raw``, whose calls
-# wait on the loop from the greenlet.
+# A batch runs in a greenlet on the event loop (see "group commit" below): ``dbapi`` is the
+# DBAPI connection SQLAlchemy holds (transaction control), its adapter of psycopg's
+# asynchronous connection, whose calls wait on the loop from the greenlet; ``raw`` is that
+# psycopg connection itself (``dbapi.driver_connection``: its libpq connection, its encoding).
 
 Raw = psycopg.AsyncConnection[Any]
 
@@ -221,8 +221,9 @@ class _Literals:
         return PLACEHOLDER.sub(placeholder, text)
 
 
-def _opening(dbapi: Any, raw: Raw, literals: _Literals) -> Callable[[Connection, Query[T]], T]:
+def _opening(dbapi: Any, literals: _Literals) -> Callable[[Connection, Query[T]], T]:
     """How the batch's first statement runs: after a BEGIN, in the same message."""
+    raw: Raw = dbapi.driver_connection
 
     def run_first(conn: Connection, query: Query[T]) -> T:
         text, params = query.sql(conn.dialect)
@@ -233,9 +234,10 @@ def _opening(dbapi: Any, raw: Raw, literals: _Literals) -> Callable[[Connection,
     return run_first
 
 
-def _flush_and_commit(conn: Connection, dbapi: Any, raw: Raw, literals: _Literals) -> None:
+def _flush_and_commit(conn: Connection, dbapi: Any, literals: _Literals) -> None:
     """The deferred writes and the COMMIT in one message (and the BEGIN, if nothing opened the
     transaction yet)."""
+    raw: Raw = dbapi.driver_connection
     opened = _status(raw) != TransactionStatus.IDLE
     if not opened:
         dbapi.autocommit = True
@@ -245,10 +247,10 @@ def _flush_and_commit(conn: Connection, dbapi: Any, raw: Raw, literals: _Literal
     _simple(raw, ";\n".join(statements))
 
 
-def _close(conn: Connection, dbapi: Any, raw: Raw) -> None:
+def _close(conn: Connection, dbapi: Any) -> None:
     """Roll back what a failed batch left open and hand psycopg back its transactions."""
     try:
-        if _status(raw) != TransactionStatus.IDLE:
+        if _status(dbapi.driver_connection) != TransactionStatus.IDLE:
             dbapi.rollback()
         dbapi.autocommit = False
     except Exception as e:  # the connection is broken: the pool must not hand it out again
@@ -263,13 +265,12 @@ def _run_together(
     first job, what its jobs insert or change written together at its end (``deferring``,
     ``lock_profiles``). None if a job or the flush failed: the batch is rolled back, and the
     replay finds the job at fault."""
-    dbapi = conn.connection.dbapi_connection
-    raw: Raw = _driver(dbapi)
-    literals = _Literals(raw)  # the connection's quoting, for both of the batch's messages
+    dbapi: Any = conn.connection.dbapi_connection
+    literals = _Literals(dbapi.driver_connection)  # its quoting, for both of the batch's messages
     outcomes: list[tuple[Any, Any]] = []
     with conn.begin(), deferring(conn):
         try:
-            lock_profiles(conn, keys, _opening(dbapi, raw, literals))
+            lock_profiles(conn, keys, _opening(dbapi, literals))
             for fn in fns:
                 try:
                     result = fn(conn)
@@ -279,13 +280,13 @@ def _run_together(
                     return None
                 outcomes.append((result, None))
             try:
-                _flush_and_commit(conn, dbapi, raw, literals)
+                _flush_and_commit(conn, dbapi, literals)
             except Exception as e:
                 if _loses_the_transaction(e):
                     raise
                 return None
         finally:
-            _close(conn, dbapi, raw)
+            _close(conn, dbapi)
     return outcomes
 
 
@@ -360,12 +361,12 @@ class PostgresDatabase:
         # The write batches committing (``spawn`` keeps them alive while they run).
         self._tasks: set[asyncio.Task[None]] = set()
         # Each event loop's lanes of writes (see ``write``), and the engine their batches run
-        # on (its connections belong to the loop that opened them).
+        # on (its connections belong to the loop that opened them) with the psycopg connections
+        # it opened, to close them if the loop ends without ``stop`` (``_abandon``).
         self._lanes: dict[asyncio.AbstractEventLoop, list[_Lane]] = {}
-        self._write_engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
-        # What each of those engines connected (psycopg's connections), to close them if their
-        # loop ends without ``stop`` (``_abandon``).
-        self._write_connections: dict[asyncio.AbstractEventLoop, weakref.WeakSet[Any]] = {}
+        self._write_engines: dict[
+            asyncio.AbstractEventLoop, tuple[AsyncEngine, weakref.WeakSet[Any]]
+        ] = {}
 
     def _run(self, fn: Callable[[Connection], T], engine: Engine | None = None) -> T:
         try:
@@ -485,15 +486,15 @@ class PostgresDatabase:
     def _write_engine(self, loop: asyncio.AbstractEventLoop) -> AsyncEngine:
         """The engine of ``loop``'s write batches: a connection a lane, the pool's rules as
         the synchronous engine's (a session without JIT, a ping only when it may be needed)."""
-        engine = self._write_engines.get(loop)
-        if engine is None:
+        found = self._write_engines.get(loop)
+        if found is None:
             for ended in [other for other in self._write_engines if other.is_closed()]:
                 self._abandon(ended)
             engine = create_async_engine(
                 self.url, pool_size=_LANES, max_overflow=0, pool_timeout=10
             )
             sync = engine.sync_engine
-            opened = self._write_connections[loop] = weakref.WeakSet()
+            opened: weakref.WeakSet[Any] = weakref.WeakSet()
 
             def connected(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
                 opened.add(_driver(dbapi_conn))
@@ -502,14 +503,14 @@ class PostgresDatabase:
             event.listens_for(sync, "connect")(connected)
             event.listens_for(sync, "checkin")(_used)
             event.listens_for(sync, "checkout")(_ping_if_idle(sync))
-            self._write_engines[loop] = engine
-        return engine
+            found = self._write_engines[loop] = (engine, opened)
+        return found[0]
 
     def _abandon(self, loop: asyncio.AbstractEventLoop) -> None:
         """Drop the write engine of a loop that ended without ``stop`` (a script's or a test's
         ``asyncio.run``), closing its connections without the loop: libpq's ``PQfinish``."""
-        self._write_engines.pop(loop, None)
-        for conn in self._write_connections.pop(loop, ()):
+        _engine, opened = self._write_engines.pop(loop)
+        for conn in opened:
             if not conn.closed:
                 conn.pgconn.finish()
 
@@ -600,11 +601,9 @@ class PostgresDatabase:
         pass
 
     async def stop(self) -> None:
-        loop = asyncio.get_running_loop()
-        engine = self._write_engines.pop(loop, None)
-        self._write_connections.pop(loop, None)
-        if engine is not None:
-            await engine.dispose()
+        found = self._write_engines.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[0].dispose()
         if self._query_pool_of is not None:
             loop, pool = self._query_pool_of
             self._query_pool_of = None
