@@ -131,6 +131,9 @@ def test_a_checkpoint_during_a_run_is_noted(postgres_url: str) -> None:
         conn.execute(text("INSERT INTO bench_ckpt VALUES (1)"))
         conn.commit()
         conn.execute(text("CHECKPOINT"))
+        # The session's database is shared: a table left here is one the migrations never made.
+        conn.execute(text("DROP TABLE bench_ckpt"))
+        conn.commit()
     after = postgres_checkpoints(postgres_url)
     assert after is not None and after[0] > before[0]
     run = _run("uprof", 6_000)
