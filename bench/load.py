@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import click
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Dialect, Engine
 
 from bench.common import (
@@ -47,7 +47,6 @@ from uprof.service.clock import system_clock
 from uprof.service.keys import KeyService, hash_key
 from uprof.store import keys as key_store
 from uprof.store import profiles as profile_store
-from uprof.store.compiled import Compiled
 from uprof.store.database import normalize_url, open_database
 from uprof.store.migrate import migrate
 from uprof.store.sqlite_driver import dbapi as driver
@@ -57,7 +56,8 @@ from uprof.store.tables import user_profiles
 # 2: profile ids are time-ordered (uprof.domain.ids), so ids increase in load order.
 # 3: a profile is one document column (migration 0002).
 # 4: PostgreSQL's profiles table leaves a tenth of each page free (migration 0003).
-LOAD_FORMAT = 4
+# 5: a SQLite row is filed under its id's number (decisions O20).
+LOAD_FORMAT = 5
 ID_SAMPLE = 200_000  # ids written for the wrk scripts, spread evenly over the load
 _BATCH = 50_000
 _SECONDARY = ("ix_user_profiles_org_created", "ix_user_profiles_org_name")
@@ -120,7 +120,7 @@ def _rows(n: int, org_id: str, ids_file: Path, label: str) -> Iterator[list[dict
                 p = bench_profile(i, random_id("uprof"), org_id, start_us + i * LOAD_SPACING_US)
                 if i % every == 0:
                     ids.write(p.id + "\n")
-                batch.append(profile_store._values(p))
+                batch.append(profile_store.values(p))
             yield batch
             bar.update(len(batch))
 
@@ -168,11 +168,12 @@ def load_sqlite(n: int, data_dir: Path) -> Loaded:
     ]
     for ix in _SECONDARY:
         raw.execute(f"DROP INDEX {ix}")
-    sql = Compiled(insert(user_profiles), _sqlite_dialect()).text
+    # The store's own INSERT: each row filed under its id's number, as uprof files it.
+    compiled = profile_store.insert_statement().compiled(_sqlite_dialect())
     max_created = 0
     for batch in _rows(n, org_id, ids_path, f"{size_label(n)} profiles into SQLite"):
         raw.execute("BEGIN")
-        raw.executemany(sql, batch)
+        raw.executemany(compiled.text, [compiled.bind(row) for row in batch])
         raw.execute("COMMIT")
         max_created = int(batch[-1]["created_at"])  # type: ignore[call-overload]
     click.echo("  rebuilding the secondary indexes ...")
@@ -180,6 +181,10 @@ def load_sqlite(n: int, data_dir: Path) -> Loaded:
         raw.execute(stmt)
     raw.execute("PRAGMA journal_mode=WAL")
     raw.close()
+    # A WAL left beside the store this one replaces belongs to that store: SQLite would read
+    # its frames into the new file's pages (a server still open on the old file leaves one).
+    for suffix in ("-wal", "-shm"):
+        Path(f"{final}{suffix}").unlink(missing_ok=True)
     os.replace(tmp, final)
     return _record(meta, n, f"sqlite:///{final}", org_id, ids_path, max_created, t0)
 

@@ -41,16 +41,25 @@ class Compiled:
     """SQL text plus the values of the constants the statement binds itself (literals, and
     SQLite's ``OFFSET 0`` that comes with a bound LIMIT)."""
 
-    __slots__ = ("constants", "text")
+    __slots__ = ("constants", "derive", "text")
 
-    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        stmt: Executable,
+        dialect: Dialect,
+        derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         target = _SQLITE_NAMED if dialect.name == "sqlite" else dialect
         compiled = stmt.compile(dialect=target)  # type: ignore[attr-defined]
         self.text: str = str(compiled)
         self.constants: dict[str, Any] = {k: v for k, v in compiled.params.items() if v is not None}
+        self.derive = derive
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Every parameter the statement binds: the caller's and its own constants."""
+        """Every parameter the statement binds: the caller's, those its form derives from
+        them (``SqliteForm``), and its own constants."""
+        if self.derive is not None:
+            params = self.derive(params)
         return {**self.constants, **params} if self.constants else params
 
 
@@ -135,11 +144,21 @@ def unnested(
     )
 
 
+class SqliteForm(NamedTuple):
+    """A statement's own form on SQLite, where the schema alone cannot say it (a row's rowid,
+    decisions O20): ``build`` makes it, and ``derive`` returns the caller's parameters with
+    the ones it binds beyond them (a new dict). The other dialects run the statement's
+    ``build``."""
+
+    build: Callable[[], Executable]
+    derive: Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class Statement(Generic[T]):
     """One statement of the store and how its rows become a result; built from SQLAlchemy Core
     on first use and compiled once per dialect (``build`` runs at most once a dialect)."""
 
-    __slots__ = ("_build", "_compiled", "_many_text", "batch", "many", "name", "result")
+    __slots__ = ("_build", "_compiled", "_many_text", "batch", "many", "name", "result", "sqlite")
 
     def __init__(
         self,
@@ -148,19 +167,26 @@ class Statement(Generic[T]):
         result: Callable[[list[Any]], T] = _no_result,  # type: ignore[assignment]
         batch: Batch | Lateral | None = None,
         many: Many | None = None,
+        sqlite: SqliteForm | None = None,
     ) -> None:
         self.name = name
         self._build = build
         self.result = result
         self.batch = batch
         self.many = many
+        self.sqlite = sqlite
         self._compiled: dict[str, Compiled] = {}
         self._many_text: dict[str, ManyText] = {}
 
     def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._compiled[dialect.name] = Compiled(self._build(), dialect)
+            form = self.sqlite if dialect.name == "sqlite" else None
+            if form is None:
+                found = Compiled(self._build(), dialect)
+            else:
+                found = Compiled(form.build(), dialect, form.derive)
+            self._compiled[dialect.name] = found
         return found
 
     def compiled_batch(self, dialect: Dialect) -> Compiled:
@@ -232,6 +258,13 @@ def execute(conn: Connection, statement: Statement[Any], params: dict[str, Any])
     with _driver_cursor(conn) as cursor:
         cursor.execute(compiled.text, compiled.bind(params))
         return int(cursor.rowcount)
+
+
+def execute_many(conn: Connection, statement: Statement[Any], rows: list[dict[str, Any]]) -> None:
+    """Run a write once per row (``executemany``) on the DBAPI connection under ``conn``."""
+    compiled = statement.compiled(conn.dialect)
+    with _driver_cursor(conn) as cursor:
+        cursor.executemany(compiled.text, [compiled.bind(row) for row in rows])
 
 
 # Where a unit of work's deferred writes wait (``deferring``), in ``Connection.info``; the rows

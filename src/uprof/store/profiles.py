@@ -26,12 +26,14 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     true,
     tuple_,
     union_all,
     update,
 )
 
+from uprof.domain.ids import row_number
 from uprof.domain.model import Position, Profile, ProfileText, StoredText
 from uprof.domain.rules import name_sort_key
 from uprof.domain.timefmt import to_us
@@ -40,10 +42,12 @@ from uprof.store.compiled import (
     Lateral,
     Many,
     Query,
+    SqliteForm,
     Statement,
     before_flush,
     execute,
     execute_deferrable,
+    execute_many,
     known_rows,
     run,
     unnested,
@@ -130,7 +134,52 @@ def _insert_many() -> Any:
     return insert(t).from_select(list(_COLUMNS), select(*(rows.c[c] for c in _COLUMNS)))
 
 
-_INSERT: Statement[None] = Statement("insert", lambda: insert(t), many=Many(_COLUMNS, _insert_many))
+# --- SQLite: a profile's row filed under its id's number (decisions O20) ----------------------
+#
+# A SQLite table is a B-tree keyed by the rowid; a TEXT primary key is an index of its own, so
+# finding a row by its id is two descents, the index's and then the table's. A row is filed
+# under the number its id carries (``row_number``: the millisecond and three random
+# characters, so rows still follow one another in the order they were made) and looked up by
+# it first, id checked; a row filed elsewhere (an id whose number was taken, rows written
+# before this, a VACUUM that renumbered the table) is found by the id's index after that.
+# PostgreSQL has no rowid: its statements are the schema's own.
+
+
+def _numbered(source: str, target: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Parameters with ``target`` bound to the number of the id ``source`` binds."""
+
+    def derive(params: dict[str, Any]) -> dict[str, Any]:
+        return {**params, target: row_number(params[source])}
+
+    return derive
+
+
+def _build_sqlite_insert() -> Any:
+    # The number if no row holds it yet, else NULL: SQLite then files the row after the last.
+    return text(
+        f"INSERT INTO {t.name} (rowid, {', '.join(_COLUMNS)}) VALUES ("
+        f"CASE WHEN :row IS NULL OR EXISTS (SELECT 1 FROM {t.name} WHERE rowid = :row) "
+        f"THEN NULL ELSE :row END, {', '.join(f':{c}' for c in _COLUMNS)})"
+    )
+
+
+def _rowid_of(id_param: str, number_param: str) -> Any:
+    """The rowid of the row whose id ``id_param`` binds: filed under its number, or else
+    wherever the id's index says. The UNION ALL stops at its first row (LIMIT 1), so a row
+    filed under its number costs one descent of the table."""
+    u = t.alias("numbered")
+    rowid: Any = literal_column(f"{u.name}.rowid")
+    by_number = select(rowid).where(rowid == bindparam(number_param), u.c.id == bindparam(id_param))
+    by_index = select(rowid).where(u.c.id == bindparam(id_param))
+    return union_all(by_number, by_index).limit(literal_column("1")).scalar_subquery()
+
+
+_INSERT: Statement[None] = Statement(
+    "insert",
+    lambda: insert(t),
+    many=Many(_COLUMNS, _insert_many),
+    sqlite=SqliteForm(_build_sqlite_insert, _numbered("id", "row")),
+)
 
 
 def insert_profile(conn: Connection, p: Profile) -> None:
@@ -139,9 +188,19 @@ def insert_profile(conn: Connection, p: Profile) -> None:
     execute_deferrable(conn, _INSERT, _values(p))
 
 
+def insert_statement() -> Statement[None]:
+    """The INSERT of one profile's row (``values``' parameters), for a bulk loader."""
+    return _INSERT
+
+
+def values(p: Profile) -> dict[str, Any]:
+    """Every column of ``p``'s row, by column name: the parameters of ``insert_statement``."""
+    return _values(p)
+
+
 def insert_many(conn: Connection, profiles: list[Profile]) -> None:
     """Bulk path (benchmarks, imports): one executemany."""
-    conn.execute(insert(t), [_values(p) for p in profiles])
+    execute_many(conn, _INSERT, [_values(p) for p in profiles])
 
 
 def _build_get(lock: bool) -> Callable[[], Select[Any]]:
@@ -153,8 +212,22 @@ def _build_get(lock: bool) -> Callable[[], Select[Any]]:
     return build
 
 
+def _build_sqlite_get() -> Any:
+    """By the id's number, else by the id's index (see above): one statement, which stops at
+    its first row. 1.7-2.3 us less than the index alone a read of a store of 10M, no more
+    for a row filed elsewhere (docs/performance.md, "Round 21")."""
+    org = t.c.org_id == bindparam("org_id")
+    rowid: Any = literal_column("rowid")
+    by_number = select(t.c.doc).where(rowid == bindparam("row"), t.c.id == bindparam("id"), org)
+    by_index = select(t.c.doc).where(t.c.id == bindparam("id"), org)
+    return union_all(by_number, by_index).limit(literal_column("1"))
+
+
+_SQLITE_GET = SqliteForm(_build_sqlite_get, _numbered("id", "row"))
+
 _GET = {
-    lock: Statement(f"get(lock={lock})", _build_get(lock), _first_profile) for lock in (False, True)
+    lock: Statement(f"get(lock={lock})", _build_get(lock), _first_profile, sqlite=_SQLITE_GET)
+    for lock in (False, True)
 }
 
 
@@ -165,7 +238,11 @@ def _build_get_many() -> Select[Any]:
 
 
 _GET_TEXT = Statement(
-    "get_text", _build_get(False), _first_text, batch=Batch("id", _build_get_many)
+    "get_text",
+    _build_get(False),
+    _first_text,
+    batch=Batch("id", _build_get_many),
+    sqlite=_SQLITE_GET,
 )
 
 
@@ -258,7 +335,17 @@ def _save_statement(columns: tuple[str, ...]) -> Statement[None]:
         rows = _many_rows(params)
         return build(lambda name: rows.c[name])
 
-    return Statement(f"save{columns}", build, many=Many(params, build_many))
+    def build_sqlite() -> Any:
+        found = literal_column("rowid") == _rowid_of("where_id", "where_row")
+        org = t.c.org_id == bindparam("where_org_id")
+        return update(t).where(found, org).values({c: bindparam(c) for c in columns})
+
+    return Statement(
+        f"save{columns}",
+        build,
+        many=Many(params, build_many),
+        sqlite=SqliteForm(build_sqlite, _numbered("where_id", "where_row")),
+    )
 
 
 _SAVE: dict[tuple[str, ...], Statement[None]] = {
