@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from uprof.domain.model import Profile, ProfileText
 from uprof.domain.timefmt import from_us
 from uprof.domain.versions import GA, V2026_03_24, V2026_08_18, V2026_09_04, Detail, render
-from uprof.store.profiles import _changed, _values, decode_doc, encode_doc, position_of
+from uprof.store.profiles import _changed, decode_doc, encode_doc, position_of, values
 
 _profiles = st.builds(
     Profile,
@@ -30,7 +30,7 @@ _profiles = st.builds(
 
 @given(_profiles, _profiles)
 def test_changed_columns_are_the_columns_that_differ(new: Profile, old: Profile) -> None:
-    after, before = _values(new), _values(old)
+    after, before = values(new), values(old)
     changed = _changed(new, old)
     # every column it names differs, with the value the full row would store ...
     assert all(after[k] == v and before[k] != v for k, v in changed.items())
@@ -46,7 +46,7 @@ def test_changed_columns_are_the_columns_that_differ(new: Profile, old: Profile)
 @given(_profiles)
 def test_the_document_holds_the_whole_record(p: Profile) -> None:
     assert decode_doc(encode_doc(p)) == p
-    row = _values(p)
+    row = values(p)
     assert (row["id"], row["org_id"], row["created_at"]) == (p.id, p.org_id, 1)
 
 
