@@ -20,6 +20,7 @@ from uprof.store import sqlite_driver as driver
 from uprof.store.compiled import Query
 from uprof.store.database import log, settle, spawn, sqlite_path
 from uprof.store.database import storage_error as _storage_error
+from uprof.store.turnstile import Turnstile
 
 T = TypeVar("T")
 _MAX_BATCH = 512
@@ -70,6 +71,7 @@ class SqliteDatabase:
         self._batch_engine = self._engine(StaticPool, begin=None)
         self._batch_conn: Connection | None = None
         self._batch_lock = threading.Lock()
+        self._turnstile = Turnstile(self._file)
         self._checkpointer = _Checkpointer(
             self._engine(StaticPool, begin=None),
             self._wal_limit_bytes,
@@ -242,10 +244,12 @@ class SqliteDatabase:
         return self._batch_conn
 
     def _begin(self, wait: bool) -> Connection | None:
-        """Take the batch lock and SQLite's write lock (``BEGIN IMMEDIATE``) for a batch.
+        """Take the batch lock, a turn at the store's write lock (``Turnstile``: the other
+        processes serving it take turns with this one) and SQLite's write lock (``BEGIN
+        IMMEDIATE``) for a batch.
 
-        With ``wait`` false (on the event loop) this never blocks: it returns None if either
-        lock is taken, by a batch of another event loop or by another process. With ``wait``
+        With ``wait`` false (on the event loop) this never blocks: it returns None if any of
+        them is taken, by a batch of another event loop or by another process. With ``wait``
         (in a worker thread) it retries for up to the busy timeout, then raises."""
         if not self._batch_lock.acquire(blocking=wait):
             return None
@@ -253,24 +257,35 @@ class SqliteDatabase:
             conn = self._batch_connection()
             raw: Any = conn.connection.driver_connection
             deadline = time.monotonic() + self._busy_timeout_ms / 1000
-            pause = 0.001
-            while True:
-                try:
-                    raw.execute("BEGIN IMMEDIATE")
+            if not self._wait_for(self._turnstile.try_enter, wait, deadline):
+                self._batch_lock.release()
+                return None
+            try:
+                if self._wait_for(lambda: _began(raw), wait, deadline):
                     return conn
-                except driver.OperationalError as e:
-                    if e.sqlite_errorcode != driver.SQLITE_BUSY or (
-                        wait and time.monotonic() >= deadline
-                    ):
-                        raise
-                    if not wait:
-                        self._batch_lock.release()
-                        return None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
+                self._batch_lock.release()
+                return None
+            finally:
+                self._turnstile.leave()  # holding the lock, or not waiting for it
         except BaseException:
             self._batch_lock.release()
             raise
+
+    @staticmethod
+    def _wait_for(attempt: Callable[[], bool], wait: bool, deadline: float) -> bool:
+        """Whether ``attempt`` succeeded: once, or with ``wait`` again and again until the
+        deadline (then SQLite's "database is locked"). The pauses stay short: the writer
+        ahead is one batch of another process, a few milliseconds, and the lock stands idle
+        from its COMMIT to the next attempt (each attempt costs a few microseconds)."""
+        pause = 0.0001
+        while not attempt():
+            if not wait:
+                return False
+            if time.monotonic() >= deadline:
+                raise driver.OperationalError("database is locked")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
+        return True
 
     def _commit(self, conn: Connection) -> None:
         conn.connection.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
@@ -426,9 +441,21 @@ class SqliteDatabase:
         self._catch_up_engine.dispose()
         if self._batch_conn is not None:
             self._batch_conn.close()
+        self._turnstile.close()
         self.engine.dispose()
         self._write_engine.dispose()
         self._batch_engine.dispose()
+
+
+def _began(raw: Any) -> bool:
+    """Whether ``BEGIN IMMEDIATE`` took SQLite's write lock (False: another writer holds it)."""
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except driver.OperationalError as e:
+        if e.sqlite_errorcode != driver.SQLITE_BUSY:
+            raise
+        return False
+    return True
 
 
 def _report_last_step(busy: int, frames: int, copied: int, held_ms: float) -> None:
