@@ -92,7 +92,7 @@ class _Sequence:
     the count's first character (``_head``) and the index of its last two (``_pair``): an id
     costs one concatenation."""
 
-    __slots__ = ("_head", "_ms", "_pair", "_value")
+    __slots__ = ("_first", "_head", "_ms", "_pair")
 
     def __init__(self) -> None:
         self.reset()
@@ -100,8 +100,8 @@ class _Sequence:
     def reset(self) -> None:
         self._ms = -1
         self._head = ""
+        self._first = 0
         self._pair = 0
-        self._value = 0
 
     def text(self, ms: int) -> str:
         if ms != self._ms:
@@ -110,13 +110,13 @@ class _Sequence:
         elif self._pair + 1 < _PAIR_SPAN:
             self._pair += 1
         else:  # the count's first character moves on (or, past the last, starts over)
-            self._start((self._value + _PAIR_SPAN) % _SEQUENCE_SPAN)
+            self._start((self._first + 1) * _PAIR_SPAN % _SEQUENCE_SPAN)
         return self._head + _PAIRS[self._pair]
 
     def _start(self, value: int) -> None:
         """Count from ``value`` (a multiple of ``_PAIR_SPAN`` when the first character moves)."""
         first, pair = divmod(value, _PAIR_SPAN)
-        self._value = first * _PAIR_SPAN
+        self._first = first
         self._head = _time_text(self._ms) + _ALPHABET[first]
         self._pair = pair
 

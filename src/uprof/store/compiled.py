@@ -59,7 +59,9 @@ class Compiled:
         """Every parameter the statement binds: the caller's, those its form derives from
         them (``SqliteForm``), and its own constants."""
         if self.derive is not None:
-            params = self.derive(params)
+            bound = self.derive(params)  # a new dict: the constants join it, no second copy
+            bound.update(self.constants)
+            return bound
         return {**self.constants, **params} if self.constants else params
 
 

@@ -257,19 +257,19 @@ class SqliteDatabase:
             conn = self._batch_connection()
             raw: Any = conn.connection.driver_connection
             deadline = time.monotonic() + self._busy_timeout_ms / 1000
-            if not self._wait_for(self._turnstile.try_enter, wait, deadline):
-                self._batch_lock.release()
-                return None
+            entered = self._wait_for(self._turnstile.try_enter, wait, deadline)
             try:
-                if self._wait_for(lambda: _began(raw), wait, deadline):
-                    return conn
-                self._batch_lock.release()
-                return None
+                began = entered and self._wait_for(lambda: _began(raw), wait, deadline)
             finally:
-                self._turnstile.leave()  # holding the lock, or not waiting for it
+                if entered:
+                    self._turnstile.leave()  # holding the lock, or not waiting for it
         except BaseException:
             self._batch_lock.release()
             raise
+        if not began:
+            self._batch_lock.release()
+            return None
+        return conn
 
     @staticmethod
     def _wait_for(attempt: Callable[[], bool], wait: bool, deadline: float) -> bool:
