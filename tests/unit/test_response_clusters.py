@@ -68,3 +68,23 @@ def test_one_instance_serves_loop_after_loop() -> None:
 
         asyncio.run(main())
         assert log == ["a ready", "a sent"]
+
+
+def test_a_response_waits_one_pass_of_the_loop() -> None:
+    # It is written in the loop's next pass: after what was ready when it turned (this pass's
+    # other work), before what that work scheduled in turn.
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        log: list[str] = []
+
+        def this_pass() -> None:
+            log.append("this pass")
+            loop.call_soon(log.append, "the pass after")
+
+        loop.call_soon(this_pass)
+        await ResponseClusters().turn()
+        log.append("sent")
+        await asyncio.sleep(0)
+        return log
+
+    assert asyncio.run(main()) == ["this pass", "sent", "the pass after"]

@@ -10,42 +10,41 @@ that pass (its work done, nothing sent), then all of them are written back to ba
 write wakes the client, the others find it awake. Netty's ``FlushConsolidationHandler`` does
 the same for the same reason.
 
+The wait is one bare ``yield`` to the task running the request: asyncio then schedules the
+task's next step behind every callback already ready, and the loop runs only the callbacks
+that were ready when its pass began, so the step comes in the loop's next pass, after the
+other requests of this one. Each task waits on its own: one cancelled does not hold or cancel
+the others. Until round 22 each response waited on a future of its own that a callback at the
+end of the pass settled: a future, a callback and a second turn of the loop a response, for the
+same order (``docs/performance.md``, "Round 22": GET 1.03x in pairs).
+
 What it costs a response is the rest of its pass, the work of the requests taken in with it,
-and two turns of the loop; on an idle server, a few microseconds.
+and one turn of the loop; on an idle server, a few microseconds.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Generator
+
+
+class _NextPass:
+    """Awaited, gives the loop one turn: the awaiting task goes on in the loop's next pass."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield  # a bare yield: asyncio's Task reschedules itself with call_soon
+
+
+_NEXT_PASS = _NextPass()
 
 
 class ResponseClusters:
     """Where the responses of one event-loop pass wait to be written together."""
 
-    __slots__ = ("_loop", "_waiting")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: list[asyncio.Future[None]] | None = None
-
-    async def turn(self) -> None:
-        """Return once every response made in this pass of the loop is ready to be written."""
-        loop = asyncio.get_running_loop()
-        waiting = self._waiting
-        if waiting is None or self._loop is not loop:
-            waiting = self._waiting = []
-            self._loop = loop
-            # Runs after everything the loop had ready when it was scheduled: this pass's work.
-            loop.call_soon(self._release, waiting)
-        # One future a response (not one shared by all): a request cancelled while it waits
-        # must not cancel the others.
-        future: asyncio.Future[None] = loop.create_future()
-        waiting.append(future)
-        await future
-
-    def _release(self, waiting: list[asyncio.Future[None]]) -> None:
-        if self._waiting is waiting:
-            self._waiting = None
-        for future in waiting:
-            if not future.done():
-                future.set_result(None)
+    def turn(self) -> Awaitable[None]:
+        """Awaited, returns once every response made in this pass of the loop is ready to be
+        written (in the loop's next pass). Not a coroutine: it hands out the one awaitable."""
+        return _NEXT_PASS
