@@ -53,6 +53,15 @@ def summary_line(scenario: str, a: list[float], b: list[float]) -> str:
     )
 
 
+def served_as(build: Path | None) -> str:
+    """How a side with native build ``build`` (None: none) is served. ``uprof native build``
+    prunes all but its newest builds, so a copy built earlier may have lost its build since,
+    and a side served interpreted where compiled was meant skews every pair: say which."""
+    if build is None:
+        return "interpreted: no native build of these sources; `uprof native build` makes one"
+    return f"compiled: native build {build.name}"
+
+
 @click.command()
 @click.option(
     "--before",
@@ -103,6 +112,7 @@ def main(
     from bench.run import (
         SCENARIOS,
         free_port,
+        native_build,
         parse_duration,
         plan_pinning,
         prewarm,
@@ -131,7 +141,8 @@ def main(
     builds = {"A": before_src.resolve(), "B": after_src.resolve()}
     extra = {"A": list(before_args), "B": list(after_args)}
     for name, src in builds.items():
-        click.echo(f"{name}: {src} {' '.join(extra[name])}".rstrip())
+        served = served_as(native_build(src))
+        click.echo(f"{name}: {src} {' '.join(extra[name])}".rstrip() + f" ({served})")
     with contextlib.ExitStack() as servers:
         urls: dict[str, str] = {}
         for name, src in builds.items():

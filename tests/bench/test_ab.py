@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.ab import summary_line, turn
+from pathlib import Path
+
+from bench.ab import served_as, summary_line, turn
 
 
 def test_the_builds_take_turns_going_first() -> None:
@@ -15,3 +17,8 @@ def test_the_figure_is_the_median_of_each_rounds_ratio() -> None:
     assert line.startswith("create  A    1,000 req/s   B    1,100 req/s")
     assert "B/A by round 1.10 1.12 1.15" in line
     assert line.endswith("median 1.120")
+
+
+def test_each_side_says_whether_it_is_served_compiled(tmp_path: Path) -> None:
+    assert served_as(None).startswith("interpreted: no native build")
+    assert served_as(tmp_path / "0123abcd") == "compiled: native build 0123abcd"
