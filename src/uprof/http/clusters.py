@@ -16,7 +16,7 @@ that were ready when its pass began, so the step comes in the loop's next pass, 
 other requests of this one. Each task waits on its own: one cancelled does not hold or cancel
 the others. Until round 22 each response waited on a future of its own that a callback at the
 end of the pass settled: a future, a callback and a second turn of the loop a response, for the
-same order (``docs/performance.md``, "Round 22": GET 1.03x in pairs).
+same order (``docs/performance.md``, "Round 22": GET 1.05x in pairs).
 
 What it costs a response is the rest of its pass, the work of the requests taken in with it,
 and one turn of the loop; on an idle server, a few microseconds.
