@@ -8,7 +8,7 @@ rejected instead of silently returning the wrong rows. ``limit`` may change betw
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 
@@ -19,6 +19,10 @@ from uprof.domain.model import ListQuery, Position
 
 _PREFIX = "page_"
 _TAG_BYTES = 16
+# base64url as ``base64.urlsafe_b64encode``/``decode`` make it, without their Python wrappers
+# (two calls each way, on every page of a list).
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 # 1: HMAC-SHA256 tags; 2: keyed BLAKE2b tags (a cursor of format 1 is rejected as invalid).
 _FORMAT = 2
 
@@ -56,7 +60,8 @@ def encode_cursor(secret: bytes, org_id: str, query: ListQuery, position: Positi
         )
     )
     raw = data + _tag(secret, data)
-    return _PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE)
+    return _PREFIX + encoded.rstrip(b"=").decode("ascii")
 
 
 def _invalid() -> InvalidRequest:
@@ -70,7 +75,8 @@ def decode_cursor(secret: bytes, org_id: str, query: ListQuery, cursor: str) -> 
         raise _invalid()
     text = cursor[len(_PREFIX) :]
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        padded = (text + "=" * (-len(text) % 4)).encode("ascii")
+        raw = binascii.a2b_base64(padded.translate(_FROM_URLSAFE))
     except (ValueError, UnicodeEncodeError):
         raise _invalid() from None
     data, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
