@@ -66,6 +66,19 @@ def test_one_and_page_are_the_bytes_of_a_fresh_render(
     assert views.page(version, [], detail) == b"[]"
 
 
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_a_page_comes_inside_what_goes_before_and_after_it(n: int) -> None:
+    views = RenderedViews(text_of, 1 << 20)
+    version = ALL_VERSIONS[-1]
+    texts = [_text(_profile(i)) for i in range(n)]
+    array = b"[" + b",".join(_fresh(version, t, Detail.LIST) for t in texts) + b"]"
+    for _ in range(2):  # rendered, then remembered: what surrounds a page is not remembered
+        assert views.page(version, texts, Detail.LIST, b'{"data":', b"}") == (
+            b'{"data":' + array + b"}"
+        )
+        assert views.page(version, texts, Detail.LIST) == array
+
+
 def test_a_remembered_view_is_not_decoded_again() -> None:
     decode = CountingDecode()
     views = RenderedViews(decode, 1 << 20)

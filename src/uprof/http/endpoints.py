@@ -117,11 +117,15 @@ async def list_profiles(request: ApiRequest) -> JsonResponse:
     query = _list_query(request, caller.version)
     page = _one(request, "page")
     texts, next_page = await request.services.profiles.list(caller.org_id, query, page or None)
-    data = request.views.page(caller.version, texts, Detail.LIST)
     # {"data": [...], "next_page": ...}, as the encoder writes a dict of the two
-    return JsonResponse(
-        b'{"data":' + data + b',"next_page":' + _encode(next_page) + b"}", caller.org_id
+    body = request.views.page(
+        caller.version,
+        texts,
+        Detail.LIST,
+        before=b'{"data":',
+        after=b',"next_page":' + _encode(next_page) + b"}",
     )
+    return JsonResponse(body, caller.org_id)
 
 
 async def create_enrollment_url(request: ApiRequest) -> JsonResponse:

@@ -76,8 +76,19 @@ class RenderedViews:
             return self._render(version, text, detail)
         return self._json(self._slots[(version.key, detail)], version, text, detail, entry)
 
-    def page(self, version: ContractVersion, texts: Sequence[StoredText], detail: Detail) -> bytes:
-        """A JSON array of the stored profiles, in order, as ``version`` shows them."""
+    def page(
+        self,
+        version: ContractVersion,
+        texts: Sequence[StoredText],
+        detail: Detail,
+        before: bytes = b"",
+        after: bytes = b"",
+    ) -> bytes:
+        """A JSON array of the stored profiles, in order, as ``version`` shows them, with
+        ``before`` and ``after`` around it (the rest of a response's body).
+
+        The body is copied once, by one join: wrapping a joined array (in brackets, then in
+        the response's object) copied a page's ~13 KB six times more (~0.8 us a page)."""
         slot = self._slots[(version.key, detail)]
         entries = self._entries
         parts: list[bytes] = []
@@ -86,7 +97,12 @@ class RenderedViews:
             entry = entries.get(text)
             found = None if entry is None else entry[slot]
             append(found if found is not None else self._json(slot, version, text, detail, entry))
-        return b"[" + b",".join(parts) + b"]"
+        if not parts:
+            return before + b"[]" + after
+        # The brackets and the surroundings go onto the first and last views (small copies).
+        parts[0] = before + b"[" + parts[0]
+        parts[-1] = parts[-1] + b"]" + after
+        return b",".join(parts)
 
     def _seen_before(self, text: StoredText) -> bool:
         """Whether a retrieve saw ``text`` recently; it is remembered as seen now."""
