@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uprof.domain.cursor import decode_cursor, encode_cursor
+from uprof.domain.cursor import _tag, decode_cursor, encode_cursor
 from uprof.domain.errors import InvalidRequest
 from uprof.domain.model import ListQuery, Position
 
@@ -100,3 +101,10 @@ def test_the_text_is_base64url_of_the_payload_and_its_tag_as_before(
 def test_text_that_is_not_base64url_is_an_invalid_cursor(bad: str) -> None:
     with pytest.raises(InvalidRequest, match="invalid cursor"):
         decode_cursor(SECRET, "org_a", ListQuery(), bad)
+
+
+@given(st.binary(min_size=1, max_size=100), st.binary(max_size=200))
+def test_the_tag_is_keyed_blake2b_of_the_payload(secret: bytes, data: bytes) -> None:
+    expected = hashlib.blake2b(data, key=secret[:64], digest_size=16).digest()
+    assert _tag(secret, data) == expected
+    assert _tag(secret, data) == expected  # the kept keyed state is copied, never changed
