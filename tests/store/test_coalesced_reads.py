@@ -18,7 +18,7 @@ from uprof.domain.timefmt import from_us
 from uprof.store import profiles as store
 from uprof.store.database import Database, open_database
 from uprof.store.migrate import migrate
-from uprof.store.pgcoalesce import MAX_READS
+from uprof.store.pgcoalesce import MAX_IN_FLIGHT, MAX_READS
 from uprof.store.postgres import PostgresDatabase
 
 ORGS = ("org_coalesce_a", "org_coalesce_b")
@@ -124,6 +124,131 @@ def test_reads_of_one_iteration_each_get_their_own_profile(db: Database) -> None
         # one statement per organization, not one per read
         assert len(statements) == 2, statements
         assert all("ANY" in s for s in statements)
+
+
+async def _passes(n: int) -> None:
+    """Let the loop make ``n`` passes."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def _until(found: Any) -> None:
+    """Let the loop pass until ``found()`` holds (a bounded number of passes)."""
+    for _ in range(10_000):
+        if found():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never happened")
+
+
+def _point_read(i: int) -> Any:
+    return store.profile_text_by_id(ORGS[0], f"uprof_co_a_{i}")
+
+
+def _ids_in(params: dict[str, Any]) -> list[str]:
+    """The profile ids a statement's parameters ask for (a plain read's or a batch's)."""
+    found: list[str] = []
+    for value in params.values():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and v.startswith("uprof_co_"):
+                found.append(v)
+    return sorted(found)
+
+
+def test_reads_of_two_loop_passes_share_a_statement(db: Database) -> None:
+    # The requests of one poll of the sockets start in the pass after it: a read waits for the
+    # end of the pass after its own, so that it goes out with theirs.
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL coalesces")
+    statements = _statements(db)
+
+    async def one_pass_later(i: int) -> Any:
+        await asyncio.sleep(0)
+        return await db.query(_point_read(i))
+
+    async def read_all() -> list[Any]:
+        return list(await asyncio.gather(db.query(_point_read(1)), one_pass_later(2)))
+
+    got = _run(db, read_all())
+    assert [_name(text) for text in got] == [f"{ORGS[0]} 1", f"{ORGS[0]} 2"]
+    assert len(statements) == 1 and "ANY" in statements[0], statements
+
+
+def _gate_statements(db: PostgresDatabase, held: int) -> tuple[list[list[str]], list[Any]]:
+    """Make the first ``held`` statements wait until their gate opens; the ids each statement
+    asked for, and the gates (created on the loop as the statements go out)."""
+    sent: list[list[str]] = []
+    gates: list[asyncio.Event] = []
+    fetch = db._fetch
+
+    async def gated(text: str, params: dict[str, Any]) -> list[Any]:
+        sent.append(_ids_in(params))
+        if len(sent) <= held:
+            gate = asyncio.Event()
+            gates.append(gate)
+            await gate.wait()
+        return await fetch(text, params)
+
+    db._fetch = gated  # type: ignore[method-assign]
+    return sent, gates
+
+
+def test_reads_wait_while_statements_are_in_flight(db: Database) -> None:
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL coalesces")
+    db._coalesced.max_wait = 60.0  # only a statement coming back lets them go
+    sent, gates = _gate_statements(db, MAX_IN_FLIGHT)
+
+    async def scenario() -> list[Any]:
+        tasks = []
+        for i in range(MAX_IN_FLIGHT):  # one statement each, all held
+            tasks.append(asyncio.ensure_future(db.query(_point_read(i))))
+            await _until(lambda: len(sent) == len(tasks))
+        # More reads, in passes of their own, while the statements are out: they wait.
+        for i in (10, 11, 12):
+            tasks.append(asyncio.ensure_future(db.query(_point_read(i))))
+            await _passes(3)
+        assert len(sent) == MAX_IN_FLIGHT
+        # One statement back: the waiting reads go out together.
+        gates[0].set()
+        await _until(lambda: len(sent) == MAX_IN_FLIGHT + 1)
+        assert sent[-1] == ["uprof_co_a_10", "uprof_co_a_11", "uprof_co_a_12"]
+        for gate in gates[1:]:
+            gate.set()
+        return await asyncio.gather(*tasks)
+
+    got = _run(db, scenario())
+    wanted = [*range(MAX_IN_FLIGHT), 10, 11, 12]
+    assert [_name(t) for t in got] == [f"{ORGS[0]} {i}" for i in wanted]
+    assert not db._coalesced._loops  # nothing kept of a loop with no reads
+
+
+def test_statements_in_flight_hold_a_read_back_at_most_max_wait(db: Database) -> None:
+    # Slow statements (a long scan, a busy server) must not hold up the reads behind them.
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL coalesces")
+    db._coalesced.max_wait = 0.05
+    sent, gates = _gate_statements(db, MAX_IN_FLIGHT)
+
+    async def scenario() -> tuple[Any, float]:
+        held = []
+        for i in range(MAX_IN_FLIGHT):
+            held.append(asyncio.ensure_future(db.query(_point_read(i))))
+            await _until(lambda: len(sent) == len(held))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        text = await asyncio.wait_for(db.query(_point_read(20)), 10)
+        waited = loop.time() - start
+        assert not any(task.done() for task in held)  # answered while they are still out
+        for gate in gates:
+            gate.set()
+        await asyncio.gather(*held)
+        return text, waited
+
+    text, waited = _run(db, scenario())
+    assert _name(text) == f"{ORGS[0]} 20"
+    assert 0.04 <= waited < 5, waited
+    assert sent[-1] == ["uprof_co_a_20"]
 
 
 def test_a_lone_read_uses_the_plain_statement(db: Database) -> None:

@@ -69,12 +69,13 @@ def settle(outcomes: Iterable[tuple[asyncio.Future[Any], Any, BaseException | No
 
 def spawn(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], tasks: set[Any]
-) -> None:
+) -> asyncio.Task[None]:
     """Run ``coro`` as a task of ``loop``, kept in ``tasks`` until it is done: the loop holds
     its tasks only weakly."""
     task = loop.create_task(coro)
     tasks.add(task)
     task.add_done_callback(tasks.discard)
+    return task
 
 
 def sqlite_path(url: str) -> Path | None:

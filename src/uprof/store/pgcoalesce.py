@@ -7,7 +7,16 @@ with a batch form made in one loop iteration wait for its end and go out as one 
 point reads (``Batch``) as one per group of equal parameters (the organization),
 ``key = ANY(keys)``, each getting the rows of its key; pages (``Lateral``) as one for all of
 them, each read's parameters a row of an unnested relation, each getting the rows of its
-ordinal. A read waits at most for the rest of the iteration it was made in.
+ordinal.
+
+When the reads go out is what sizes the statements. A read waits for the end of the loop pass
+after the one it was made in: the requests that one poll of the sockets hands the loop take
+their first step in the next pass, after that pass's statement was sent, so waiting one pass
+only would send the reads of each poll apart. And while ``MAX_IN_FLIGHT`` statements are
+running, new reads wait for one of them to come back, at most ``MAX_WAIT``: under load they
+gather into the next statement instead of going out a few at a time, and a slow statement
+holds up no read for longer than that. Measured in alternating pairs on the 1M store
+(docs/performance.md, "Round 23"): list 1.16x, GET 1.03x.
 
 A module of its own so that it can be compiled with the rest of the request path
 (``uprof.native``): it runs for every read, while the store's other half (units of work in
@@ -36,20 +45,50 @@ MAX_KEYS = 500
 # of at most 16, run side by side, it was 11.5-13.7 ms at the same throughput; at 8, more
 # statements cost throughput (docs/performance.md, "Round 12").
 MAX_READS = 16
+# Statements of coalesced reads running at once (per event loop) before new reads wait for one
+# of them to come back, and the longest they wait. One in flight was slower (GET 0.96x, list
+# 0.91x against two), three no faster than two; ~0.5-1 ms is a statement's round trip under
+# load (docs/performance.md, "Round 23").
+MAX_IN_FLIGHT = 2
+MAX_WAIT = 0.002
 
 Fetch = Callable[[str, dict[str, Any]], Awaitable[list[Any]]]
 
 
+class _LoopReads:
+    """One event loop's reads waiting to go out, and its statements running."""
+
+    __slots__ = ("in_flight", "pending", "scheduled", "timer")
+
+    def __init__(self) -> None:
+        # (statement, group) -> the reads waiting (see ``CoalescedReads.read``)
+        self.pending: dict[Any, Any] = {}
+        self.in_flight = 0
+        # Whether the pending reads go out in the pass after next already.
+        self.scheduled = False
+        # While the statements in flight hold them back: when they go out anyway.
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class CoalescedReads:
-    """Collects the reads of each loop iteration and answers each from a shared statement.
+    """Collects the reads of each loop pass and answers each from a shared statement.
 
     ``fetch`` runs one statement's text with its parameters and returns its rows."""
 
-    def __init__(self, fetch: Fetch, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        dialect: Dialect,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_wait: float = MAX_WAIT,
+    ) -> None:
         self._fetch = fetch
         self._dialect = dialect
-        # The reads waiting for the end of their loop iteration, and the statements running.
-        self._pending: dict[asyncio.AbstractEventLoop, dict[Any, Any]] = {}
+        self.max_in_flight = max_in_flight
+        self.max_wait = max_wait
+        # Each loop's reads, while it has any waiting or running; the statements running.
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopReads] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def read(self, query: Query[T]) -> asyncio.Future[T]:
@@ -58,10 +97,12 @@ class CoalescedReads:
         statement = query.statement
         batch = statement.batch
         params = query.params
-        pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = {}
-            loop.call_soon(self._run_pending, loop)
+        reads = self._loops.get(loop)
+        if reads is None:
+            reads = self._loops[loop] = _LoopReads()
+        pending = reads.pending
+        if not pending and not reads.scheduled:
+            self._schedule(loop, reads)
         future: asyncio.Future[T] = loop.create_future()
         if isinstance(batch, Lateral):
             pending.setdefault((statement, None), []).append((params, future))
@@ -73,8 +114,29 @@ class CoalescedReads:
             waiting.append(future)
         return future
 
-    def _run_pending(self, loop: asyncio.AbstractEventLoop) -> None:
-        pending = self._pending.pop(loop, {})
+    def _schedule(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
+        """Send the pending reads in the pass after next, or, while ``max_in_flight``
+        statements run, when one of them comes back (``_finished``) or ``max_wait`` is up."""
+        if reads.in_flight < self.max_in_flight:
+            reads.scheduled = True
+            loop.call_soon(self._next_pass, loop, reads)
+        elif reads.timer is None:
+            reads.timer = loop.call_later(self.max_wait, self._waited, loop, reads)
+
+    def _next_pass(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
+        loop.call_soon(self._run_pending, loop, reads)
+
+    def _waited(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
+        reads.timer = None
+        if not reads.scheduled:
+            self._run_pending(loop, reads)
+
+    def _run_pending(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
+        reads.scheduled = False
+        if reads.timer is not None:
+            reads.timer.cancel()
+            reads.timer = None
+        pending, reads.pending = reads.pending, {}
         for (statement, group), waiting in pending.items():
             if group is None:
                 futures = [future for _params, future in waiting]
@@ -82,7 +144,20 @@ class CoalescedReads:
             else:
                 futures = [f for fs in waiting.values() for f in fs]
                 work = self._run_batch(statement, dict(group), waiting)
-            spawn(loop, _answer(futures, work), self._tasks)
+            reads.in_flight += 1
+            task = spawn(loop, _answer(futures, work), self._tasks)
+            task.add_done_callback(lambda _task: self._finished(loop, reads))
+        if not reads.in_flight:
+            self._loops.pop(loop, None)
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
+        """A statement came back: the reads it held back may go out."""
+        reads.in_flight -= 1
+        if reads.pending:
+            if not reads.scheduled:
+                self._schedule(loop, reads)
+        elif not reads.in_flight and not reads.scheduled:
+            self._loops.pop(loop, None)  # nothing left of this loop's reads
 
     async def _run_lateral(
         self, statement: Statement[Any], reads: list[tuple[dict[str, Any], asyncio.Future[Any]]]
