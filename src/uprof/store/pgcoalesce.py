@@ -1,9 +1,9 @@
-"""The API's reads made in one event-loop iteration, sent to PostgreSQL as one statement.
+"""The API's reads made close together, sent to PostgreSQL as one statement.
 
 Under load, the requests a poll hands the loop each read one profile or one page: each would be
 a round trip of its own, and psycopg's asynchronous path costs more per statement (~100 us of
 this process's CPU, measured) than PostgreSQL spends answering it. The reads of a statement
-with a batch form made in one loop iteration wait for its end and go out as one statement:
+with a batch form that wait together (below: when they go out) go out as one statement:
 point reads (``Batch``) as one per group of equal parameters (the organization),
 ``key = ANY(keys)``, each getting the rows of its key; pages (``Lateral``) as one for all of
 them, each read's parameters a row of an unnested relation, each getting the rows of its
@@ -16,7 +16,7 @@ only would send the reads of each poll apart. And while ``MAX_IN_FLIGHT`` statem
 running, new reads wait for one of them to come back, at most ``MAX_WAIT``: under load they
 gather into the next statement instead of going out a few at a time, and a slow statement
 holds up no read for longer than that. Measured in alternating pairs on the 1M store
-(docs/performance.md, "Round 23"): list 1.16x, GET 1.03x.
+(docs/performance.md, "Round 23"): list 1.11-1.16x; GET 0.97-1.03x, its statements cheap.
 
 A module of its own so that it can be compiled with the rest of the request path
 (``uprof.native``): it runs for every read, while the store's other half (units of work in
