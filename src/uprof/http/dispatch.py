@@ -107,8 +107,7 @@ class ApiDispatch:
             )
             response = await route.endpoint(request)
         except ApiError as err:
-            if not route.group_committed:
-                await self._clusters.turn()
+            await self._clusters.turn()
             # carries request-id itself
             await error_response(err, request_id)(scope, receive, send)
             return
@@ -116,6 +115,5 @@ class ApiDispatch:
             log.exception("unhandled error in request %s", request_id)
             await send_internal_error(send, request_id)
             return
-        if not route.group_committed:
-            await self._clusters.turn()
+        await self._clusters.turn()
         await response.send(send, request_id)
