@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ def test_every_api_response_waits_for_its_pass(api: Api, turns: list[int]) -> No
     # between the others' writes unless they wait for the pass.
     pid = api.create()["id"]
     base = f"/v1/user_profiles/{pid}"
-    calls = {  # name: (request, its status)
+    calls: dict[str, tuple[Callable[[], Any], int]] = {  # name: (request, its status)
         "retrieve": (lambda: api.get(pid), 200),
         "list": (lambda: api.list(), 200),
         "a read's error": (lambda: api.get("uprof_missing"), 404),
