@@ -101,7 +101,7 @@ class CoalescedReads:
         if reads is None:
             reads = self._loops[loop] = _LoopReads()
         pending = reads.pending
-        if not pending and not reads.scheduled:
+        if not pending:  # the first to wait: nothing is scheduled or timed while none waits
             self._schedule(loop, reads)
         future: asyncio.Future[T] = loop.create_future()
         if isinstance(batch, Lateral):
@@ -147,8 +147,6 @@ class CoalescedReads:
             reads.in_flight += 1
             task = spawn(loop, _answer(futures, work), self._tasks)
             task.add_done_callback(lambda _task: self._finished(loop, reads))
-        if not reads.in_flight:
-            self._loops.pop(loop, None)
 
     def _finished(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
         """A statement came back: the reads it held back may go out."""
@@ -156,7 +154,7 @@ class CoalescedReads:
         if reads.pending:
             if not reads.scheduled:
                 self._schedule(loop, reads)
-        elif not reads.in_flight and not reads.scheduled:
+        elif not reads.in_flight:
             self._loops.pop(loop, None)  # nothing left of this loop's reads
 
     async def _run_lateral(
