@@ -131,6 +131,19 @@ def main(
     if rounds < 1:
         raise click.BadParameter("--rounds must be at least 1")
     seconds = parse_duration(duration)
+    builds = {"A": before_src.resolve(), "B": after_src.resolve()}
+    extra = {"A": list(before_args), "B": list(after_args)}
+    compiled = {}
+    for name, src in builds.items():
+        build = native_build(src)
+        compiled[name] = build is not None
+        click.echo(f"{name}: {src} {' '.join(extra[name])}".rstrip() + f" ({served_as(build)})")
+    if compiled["A"] != compiled["B"]:
+        # Compiled against interpreted measures the compiler, not the change.
+        raise click.ClickException(
+            "one build is compiled and the other is not: run "
+            "`PYTHONPATH=<src> python -m uprof native build` for the interpreted one"
+        )
     loaded = load(parse_size(size), postgres=postgres, data_dir=data_dir)
     prewarm(loaded.database_url)
     removed = reset(loaded)
@@ -138,11 +151,6 @@ def main(
     click.echo(f"store: {loaded.database_url} ({removed} profiles of earlier runs removed)")
     click.echo(f"{pin.note}; both builds on the server's core, one of them driven at a time")
     logs = RESULTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-ab-logs"
-    builds = {"A": before_src.resolve(), "B": after_src.resolve()}
-    extra = {"A": list(before_args), "B": list(after_args)}
-    for name, src in builds.items():
-        served = served_as(native_build(src))
-        click.echo(f"{name}: {src} {' '.join(extra[name])}".rstrip() + f" ({served})")
     with contextlib.ExitStack() as servers:
         urls: dict[str, str] = {}
         for name, src in builds.items():

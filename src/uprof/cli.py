@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from uprof.config import MAX_MIB, Settings, settings_from_env
+from uprof.config import MAX_MIB, MAX_PG_BUSY_POLL_US, Settings, settings_from_env
 
 if TYPE_CHECKING:
     from uprof.service.keys import KeyService
@@ -80,6 +80,12 @@ def main() -> None:
     default=None,
     help="Memory for the JSON of profiles' views that reads are answered with (0: off).",
 )
+@click.option(
+    "--pg-busy-poll-us",
+    type=click.IntRange(0, MAX_PG_BUSY_POLL_US),
+    default=None,
+    help="How long the event loop polls for PostgreSQL's answers instead of sleeping (0: never).",
+)
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 def serve(
     host: str | None,
@@ -91,6 +97,7 @@ def serve(
     sqlite_mmap_mib: int | None,
     sqlite_wal_limit_mib: int | None,
     render_cache_mib: int | None,
+    pg_busy_poll_us: int | None,
     access_log: bool,
 ) -> None:
     """Serve the API (migrates the database first)."""
@@ -106,6 +113,7 @@ def serve(
         sqlite_mmap_mib=sqlite_mmap_mib,
         sqlite_wal_limit_mib=sqlite_wal_limit_mib,
         render_cache_mib=render_cache_mib,
+        pg_busy_poll_us=pg_busy_poll_us,
     )
     _prepare(settings)
     # Workers are separate processes: they read the same settings from the environment.
@@ -119,6 +127,7 @@ def serve(
             "UPROF_SQLITE_MMAP_MIB": str(settings.sqlite_mmap_mib),
             "UPROF_SQLITE_WAL_LIMIT_MIB": str(settings.sqlite_wal_limit_mib),
             "UPROF_RENDER_CACHE_MIB": str(settings.render_cache_mib),
+            "UPROF_PG_BUSY_POLL_US": str(settings.pg_busy_poll_us),
         }
     )
     click.echo(f"uprof: serving {settings.base_url} on {_describe(settings.database_url)}")

@@ -15,6 +15,10 @@ DEFAULT_SQLITE_MMAP_MIB = 65536
 DEFAULT_SQLITE_WAL_LIMIT_MIB = 1024
 # What the views' JSON of stored profiles may hold in memory, per process (uprof.http.rendered).
 DEFAULT_RENDER_CACHE_MIB = 16
+# How long a PostgreSQL store's event loop polls for a statement's answer instead of sleeping
+# (uprof.store.pgcoalesce, decisions O22), and the most it may be set to (a second).
+DEFAULT_PG_BUSY_POLL_US = 2000
+MAX_PG_BUSY_POLL_US = 1_000_000
 # The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes, each
 # with its smallest value.
 MAX_MIB = 1 << 20
@@ -45,6 +49,8 @@ class Settings:
     sqlite_wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB
     # How much JSON of profiles' views a process keeps to answer reads with (0: none).
     render_cache_mib: int = DEFAULT_RENDER_CACHE_MIB
+    # How long the loop polls for PostgreSQL's answers instead of sleeping, in us (0: never).
+    pg_busy_poll_us: int = DEFAULT_PG_BUSY_POLL_US
     bootstrap_api_key: str | None = None
     max_request_bytes: int = MAX_REQUEST_BYTES
 
@@ -83,12 +89,15 @@ def settings_from_env(**overrides: object) -> Settings:
         "sqlite_wal_limit_mib": _int(
             env, "UPROF_SQLITE_WAL_LIMIT_MIB", DEFAULT_SQLITE_WAL_LIMIT_MIB
         ),
+        "pg_busy_poll_us": _int(env, "UPROF_PG_BUSY_POLL_US", DEFAULT_PG_BUSY_POLL_US),
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     for key, name, least in _SIZES_MIB:
         if not least <= int(values[key]) <= MAX_MIB:  # type: ignore[call-overload]
             raise ValueError(f"{name} must be a number of MiB from {least} to {MAX_MIB}")
+    if not 0 <= int(values["pg_busy_poll_us"]) <= MAX_PG_BUSY_POLL_US:  # type: ignore[call-overload]
+        raise ValueError(f"UPROF_PG_BUSY_POLL_US must be from 0 to {MAX_PG_BUSY_POLL_US} (us)")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     return Settings(**values)  # type: ignore[arg-type]

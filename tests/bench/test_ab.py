@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from bench.ab import served_as, summary_line, turn
+from click.testing import CliRunner
 
 
 def test_the_builds_take_turns_going_first() -> None:
@@ -22,3 +24,27 @@ def test_the_figure_is_the_median_of_each_rounds_ratio() -> None:
 def test_each_side_says_whether_it_is_served_compiled(tmp_path: Path) -> None:
     assert served_as(None).startswith("interpreted: no native build")
     assert served_as(tmp_path / "0123abcd") == "compiled: native build 0123abcd"
+
+
+def test_a_compiled_build_is_not_paired_with_an_interpreted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A side whose build was pruned would be served interpreted and skew every pair.
+    import bench.run
+
+    from bench import ab
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    monkeypatch.setattr(
+        bench.run, "native_build", lambda src: tmp_path / "0123abcd" if src == after else None
+    )
+
+    def no_store(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("refused before loading a store")
+
+    monkeypatch.setattr(ab, "load", no_store)
+    result = CliRunner().invoke(ab.main, ["--before", str(before), "--after", str(after)])
+    assert result.exit_code == 1
+    assert "one build is compiled and the other is not" in result.output

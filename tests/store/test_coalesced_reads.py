@@ -251,6 +251,106 @@ def test_statements_in_flight_hold_a_read_back_at_most_max_wait(db: Database) ->
     assert sent[-1] == ["uprof_co_a_20"]
 
 
+def _record_polls() -> list[float | None]:
+    """The timeout of every look the running loop takes at its sockets from now on: 0 when it
+    looks without waiting, else how long it may sleep (None: until something happens)."""
+    selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+    timeouts: list[float | None] = []
+    select = selector.select
+
+    def recording(timeout: float | None = None) -> Any:
+        timeouts.append(timeout)
+        return select(timeout)
+
+    selector.select = recording
+    return timeouts
+
+
+def _slept_through(timeouts: list[float | None], hold: float) -> bool:
+    """Whether the loop's looks during a sleep of ``hold`` were one wait for all of it, and the
+    look at the sleep's end."""
+    return len(timeouts) <= 2 and (timeouts[0] or 0) > hold * 0.8
+
+
+def _held_read(db: PostgresDatabase, busy_poll: float, hold: float) -> list[float | None]:
+    """One read whose statement is held ``hold`` seconds, with ``busy_poll``; the loop's looks
+    at its sockets while it is held."""
+    db._coalesced.busy_poll = busy_poll
+    sent, gates = _gate_statements(db, 1)
+
+    async def scenario() -> list[float | None]:
+        task = asyncio.ensure_future(db.query(_point_read(3)))
+        await _until(lambda: len(sent) == 1)
+        timeouts = _record_polls()
+        await asyncio.sleep(hold)
+        held = list(timeouts)
+        gates[0].set()
+        assert _name(await task) == f"{ORGS[0]} 3"
+        return held
+
+    return _run(db, scenario())  # type: ignore[no-any-return]
+
+
+def test_the_loop_polls_for_a_statements_answer_instead_of_sleeping(db: Database) -> None:
+    # A sleeping loop's CPU may be halted by the hypervisor and woken only when the answer
+    # arrives, which costs more than the answer itself on the machine of docs/performance.md.
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL's reads go out of the process")
+    timeouts = _held_read(db, busy_poll=10.0, hold=0.05)
+    assert len(timeouts) > 20 and set(timeouts) == {0}, timeouts[:20]
+
+
+def test_polling_stops_after_busy_poll_and_when_no_statement_is_out(db: Database) -> None:
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL's reads go out of the process")
+    # Held longer than busy_poll: the loop looks without waiting at first, then sleeps.
+    timeouts = _held_read(db, busy_poll=0.01, hold=0.2)
+    slept = [i for i, t in enumerate(timeouts) if t != 0]
+    assert timeouts[0] == 0 and slept, timeouts
+    # asleep from then until the hold was over (the sleep's end is a look of its own)
+    assert _slept_through(timeouts[slept[0] :], 0.15), timeouts[slept[0] :]
+
+    # Once the answer is in, nothing keeps the loop awake.
+    db._coalesced.busy_poll = 10.0
+
+    async def after_a_read() -> list[float | None]:
+        assert _name(await db.query(_point_read(4))) == f"{ORGS[0]} 4"
+        await _passes(3)
+        timeouts = _record_polls()
+        await asyncio.sleep(0.05)
+        return list(timeouts)  # not the looks of the database's stop after it
+
+    timeouts = _run(db, after_a_read())
+    assert _slept_through(timeouts, 0.05), timeouts
+    assert not db._coalesced._loops
+
+
+def test_a_busy_poll_of_zero_lets_the_loop_sleep(db: Database) -> None:
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL's reads go out of the process")
+    timeouts = _held_read(db, busy_poll=0.0, hold=0.05)
+    assert _slept_through(timeouts, 0.05), timeouts
+
+
+def test_the_setting_reaches_the_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from uprof.config import settings_from_env
+    from uprof.store.database import open_store
+
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    for value, seconds in (("0", 0.0), ("250", 0.00025)):
+        monkeypatch.setenv("UPROF_PG_BUSY_POLL_US", value)
+        database = open_store(settings_from_env(database_url=url))
+        assert isinstance(database, PostgresDatabase)
+        assert database._coalesced.busy_poll == seconds
+        database.close()
+    monkeypatch.delenv("UPROF_PG_BUSY_POLL_US")
+    assert settings_from_env(database_url=url).pg_busy_poll_us == 2000
+    for bad in ("-1", "1000001", "soon"):
+        monkeypatch.setenv("UPROF_PG_BUSY_POLL_US", bad)
+        with pytest.raises(ValueError, match="UPROF_PG_BUSY_POLL_US"):
+            settings_from_env(database_url=url)
+
+
 def test_a_lone_read_uses_the_plain_statement(db: Database) -> None:
     if not isinstance(db, PostgresDatabase):
         pytest.skip("only PostgreSQL coalesces")

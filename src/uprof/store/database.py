@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from uprof.config import DEFAULT_SQLITE_WAL_LIMIT_MIB, Settings
+from uprof.config import DEFAULT_PG_BUSY_POLL_US, DEFAULT_SQLITE_WAL_LIMIT_MIB, Settings
 from uprof.domain.errors import ApiError, Overloaded
 from uprof.store.compiled import Query
 
@@ -98,6 +98,7 @@ def open_database(
     sqlite_synchronous: str = "FULL",
     sqlite_mmap_mib: int = 0,
     sqlite_wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB,
+    pg_busy_poll_us: int = DEFAULT_PG_BUSY_POLL_US,
 ) -> Database:
     from uprof.store.postgres import PostgresDatabase
     from uprof.store.sqlite import SqliteDatabase
@@ -111,7 +112,7 @@ def open_database(
             wal_limit_mib=sqlite_wal_limit_mib,
         )
     if url.startswith("postgresql"):
-        return PostgresDatabase(url)
+        return PostgresDatabase(url, busy_poll=pg_busy_poll_us / 1e6)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
 
@@ -123,4 +124,5 @@ def open_store(settings: Settings) -> Database:
         sqlite_synchronous=settings.sqlite_synchronous,
         sqlite_mmap_mib=settings.sqlite_mmap_mib,
         sqlite_wal_limit_mib=settings.sqlite_wal_limit_mib,
+        pg_busy_poll_us=settings.pg_busy_poll_us,
     )

@@ -18,6 +18,13 @@ gather into the next statement instead of going out a few at a time, and a slow 
 holds up no read for longer than that. Measured in alternating pairs on the 1M store
 (docs/performance.md, "Round 23"): list 1.11-1.16x; GET 0.97-1.03x, its statements cheap.
 
+While a statement is out, the loop polls for its answer instead of sleeping (``busy_poll``, at
+most that long after a statement went out). On a virtual machine whose idle CPU halts, the
+answer of a sleeping loop waits for the hypervisor to wake its CPU: a round trip between two
+processes on two CPUs took 46-116 us blocking and 5-9 us polling on the machine of
+docs/performance.md ("Round 24"). Polling is a callback that re-queues itself, which makes the
+loop look at its sockets without waiting; under load the loop's passes do that anyway.
+
 A module of its own so that it can be compiled with the rest of the request path
 (``uprof.native``): it runs for every read, while the store's other half (units of work in
 threads, group commit) stays interpreted, because its tests replace functions of its module and
@@ -27,6 +34,7 @@ callers compiled into that module would not see the replacements.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -51,6 +59,10 @@ MAX_READS = 16
 # load (docs/performance.md, "Round 23").
 MAX_IN_FLIGHT = 2
 MAX_WAIT = 0.002
+# How long after a statement went out the loop polls for answers instead of sleeping, while
+# statements are out (0: never). A point read's statement comes back within ~0.1-1 ms; one that
+# takes longer (a long scan, a busy server) is waited for asleep after this.
+BUSY_POLL = 0.002
 
 Fetch = Callable[[str, dict[str, Any]], Awaitable[list[Any]]]
 
@@ -58,7 +70,7 @@ Fetch = Callable[[str, dict[str, Any]], Awaitable[list[Any]]]
 class _LoopReads:
     """One event loop's reads waiting to go out, and its statements running."""
 
-    __slots__ = ("in_flight", "pending", "scheduled", "timer")
+    __slots__ = ("in_flight", "pending", "polling", "scheduled", "sent", "timer")
 
     def __init__(self) -> None:
         # (statement, group) -> the reads waiting (see ``CoalescedReads.read``)
@@ -68,6 +80,9 @@ class _LoopReads:
         self.scheduled = False
         # While the statements in flight hold them back: when they go out anyway.
         self.timer: asyncio.TimerHandle | None = None
+        # Whether the loop polls for the statements' answers, and when the last one went out.
+        self.polling = False
+        self.sent = 0.0
 
 
 class CoalescedReads:
@@ -82,11 +97,13 @@ class CoalescedReads:
         *,
         max_in_flight: int = MAX_IN_FLIGHT,
         max_wait: float = MAX_WAIT,
+        busy_poll: float = BUSY_POLL,
     ) -> None:
         self._fetch = fetch
         self._dialect = dialect
         self.max_in_flight = max_in_flight
         self.max_wait = max_wait
+        self.busy_poll = busy_poll
         # Each loop's reads, while it has any waiting or running; the statements running.
         self._loops: dict[asyncio.AbstractEventLoop, _LoopReads] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -147,6 +164,18 @@ class CoalescedReads:
             reads.in_flight += 1
             task = spawn(loop, _answer(futures, work), self._tasks)
             task.add_done_callback(lambda _task: self._finished(loop, reads))
+        if self.busy_poll > 0:
+            reads.sent = time.monotonic()
+            if not reads.polling:
+                reads.polling = True
+                loop.call_soon(self._poll, loop, reads)
+
+    def _poll(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
+        """Keep the loop from sleeping while statements are out (see ``busy_poll``)."""
+        if reads.in_flight and time.monotonic() - reads.sent < self.busy_poll:
+            loop.call_soon(self._poll, loop, reads)
+        else:
+            reads.polling = False
 
     def _finished(self, loop: asyncio.AbstractEventLoop, reads: _LoopReads) -> None:
         """A statement came back: the reads it held back may go out."""

@@ -25,7 +25,7 @@ from sqlalchemy.util import await_, greenlet_spawn
 from uprof.store.compiled import Query, deferred_sql, deferring
 from uprof.store.database import normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
-from uprof.store.pgcoalesce import CoalescedReads
+from uprof.store.pgcoalesce import BUSY_POLL, CoalescedReads
 from uprof.store.pgreads import (
     PLACEHOLDER,
     PreparedReads,
@@ -332,7 +332,14 @@ class PostgresDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, pool_size: int = 10, query_pool_size: int = 8):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        query_pool_size: int = 8,
+        busy_poll: float = BUSY_POLL,
+    ):
         self.url = normalize_url(url)
         self._pool_size = pool_size
         self._query_pool_size = query_pool_size
@@ -356,7 +363,9 @@ class PostgresDatabase:
         # Reads made in one loop iteration share a statement (``uprof.store.pgcoalesce``);
         # through a lambda, so that ``_fetch`` is looked up at each call.
         self._coalesced = CoalescedReads(
-            lambda text, params: self._fetch(text, params), self.engine.dialect
+            lambda text, params: self._fetch(text, params),
+            self.engine.dialect,
+            busy_poll=busy_poll,
         )
         # The write batches committing (``spawn`` keeps them alive while they run).
         self._tasks: set[asyncio.Task[None]] = set()
