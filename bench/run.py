@@ -1098,6 +1098,12 @@ def crash_check(
     help="As `uprof serve --render-cache-mib` (default: uprof's own default; 0: off).",
 )
 @click.option(
+    "--pg-busy-poll-us",
+    type=int,
+    default=None,
+    help="As `uprof serve --pg-busy-poll-us` (default: uprof's own default; 0: off).",
+)
+@click.option(
     "--soak",
     "soak_seconds",
     type=int,
@@ -1148,6 +1154,7 @@ def main(
     sqlite_synchronous: str,
     sqlite_mmap_mib: int | None,
     render_cache_mib: int | None,
+    pg_busy_poll_us: int | None,
     soak_seconds: int,
     do_crash_check: bool,
     py_spy: bool,
@@ -1173,6 +1180,8 @@ def main(
     serve_extra = [] if sqlite_mmap_mib is None else ["--sqlite-mmap-mib", str(sqlite_mmap_mib)]
     if render_cache_mib is not None:
         serve_extra += ["--render-cache-mib", str(render_cache_mib)]
+    if pg_busy_poll_us is not None:
+        serve_extra += ["--pg-busy-poll-us", str(pg_busy_poll_us)]
     backends = ([] if no_sqlite else ["sqlite"]) + (["postgres"] if postgres else [])
     if not backends:
         raise click.UsageError("nothing to run: --no-sqlite without --postgres")
@@ -1201,6 +1210,7 @@ def main(
         f"per scenario and target; SQLite synchronous={sqlite_synchronous}"
         + ("" if sqlite_mmap_mib is None else f", mmap {sqlite_mmap_mib} MiB")
         + ("" if render_cache_mib is None else f", render cache {render_cache_mib} MiB")
+        + ("" if pg_busy_poll_us is None else f", PostgreSQL busy poll {pg_busy_poll_us} us")
     )
 
     # Load every store first (cached between runs).
@@ -1389,6 +1399,7 @@ def main(
                     "sqlite_synchronous": sqlite_synchronous,
                     "sqlite_mmap_mib": sqlite_mmap_mib,
                     "render_cache_mib": render_cache_mib,
+                    "pg_busy_poll_us": pg_busy_poll_us,
                     "targets": {
                         "ratio": TARGET_RATIO,
                         "p99_ms": TARGET_P99_MS,

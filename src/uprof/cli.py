@@ -84,7 +84,10 @@ def main() -> None:
     "--pg-busy-poll-us",
     type=click.IntRange(0, MAX_PG_BUSY_POLL_US),
     default=None,
-    help="How long the event loop polls for PostgreSQL's answers instead of sleeping (0: never).",
+    help=(
+        "How long the event loop polls for PostgreSQL's answers instead of sleeping (0: never). "
+        "[default: 2000 with more CPUs than workers, else 0]"
+    ),
 )
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 def serve(

@@ -16,7 +16,8 @@ DEFAULT_SQLITE_WAL_LIMIT_MIB = 1024
 # What the views' JSON of stored profiles may hold in memory, per process (uprof.http.rendered).
 DEFAULT_RENDER_CACHE_MIB = 16
 # How long a PostgreSQL store's event loop polls for a statement's answer instead of sleeping
-# (uprof.store.pgcoalesce, decisions O22), and the most it may be set to (a second).
+# (uprof.store.pgcoalesce, decisions O22) when the machine has a CPU to spare, and the most it
+# may be set to (a second).
 DEFAULT_PG_BUSY_POLL_US = 2000
 MAX_PG_BUSY_POLL_US = 1_000_000
 # The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes, each
@@ -72,6 +73,15 @@ def _int(env: os._Environ[str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer; got {text!r}") from None
 
 
+def pg_busy_poll_for(workers: int, cpus: int) -> int:
+    """The busy poll a server of ``workers`` processes on a machine of ``cpus`` CPUs has unless
+    set. Polling pays only while every worker has a CPU to itself and a CPU is left for
+    PostgreSQL and the clients: where they share CPUs, a polling worker takes its time from
+    the backends it waits for and from the other workers (docs/performance.md, "Round 24":
+    list at ``--workers 2`` on 2 CPUs 0.52x with polling)."""
+    return DEFAULT_PG_BUSY_POLL_US if workers < cpus else 0
+
+
 def settings_from_env(**overrides: object) -> Settings:
     """Environment variables (UPROF_*) with explicit overrides (CLI flags) on top."""
     env = os.environ
@@ -89,14 +99,25 @@ def settings_from_env(**overrides: object) -> Settings:
         "sqlite_wal_limit_mib": _int(
             env, "UPROF_SQLITE_WAL_LIMIT_MIB", DEFAULT_SQLITE_WAL_LIMIT_MIB
         ),
-        "pg_busy_poll_us": _int(env, "UPROF_PG_BUSY_POLL_US", DEFAULT_PG_BUSY_POLL_US),
+        # None: not set, chosen below by the workers and the machine's CPUs
+        "pg_busy_poll_us": (
+            _int(env, "UPROF_PG_BUSY_POLL_US", 0)
+            if env.get("UPROF_PG_BUSY_POLL_US", "").strip()
+            else None
+        ),
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     for key, name, least in _SIZES_MIB:
         if not least <= int(values[key]) <= MAX_MIB:  # type: ignore[call-overload]
             raise ValueError(f"{name} must be a number of MiB from {least} to {MAX_MIB}")
-    if not 0 <= int(values["pg_busy_poll_us"]) <= MAX_PG_BUSY_POLL_US:  # type: ignore[call-overload]
+    busy_poll = values["pg_busy_poll_us"]
+    if busy_poll is None:
+        busy_poll = values["pg_busy_poll_us"] = pg_busy_poll_for(
+            int(values["workers"]),  # type: ignore[call-overload]
+            os.cpu_count() or 1,
+        )
+    if not 0 <= int(busy_poll) <= MAX_PG_BUSY_POLL_US:  # type: ignore[call-overload]
         raise ValueError(f"UPROF_PG_BUSY_POLL_US must be from 0 to {MAX_PG_BUSY_POLL_US} (us)")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")

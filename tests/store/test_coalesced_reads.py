@@ -343,8 +343,18 @@ def test_the_setting_reaches_the_reads(monkeypatch: pytest.MonkeyPatch) -> None:
         assert isinstance(database, PostgresDatabase)
         assert database._coalesced.busy_poll == seconds
         database.close()
+    # Not set: on while every worker has a CPU and one is left over, off where they share.
     monkeypatch.delenv("UPROF_PG_BUSY_POLL_US")
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert settings_from_env(database_url=url).pg_busy_poll_us == 2000
+    assert settings_from_env(database_url=url, workers=2).pg_busy_poll_us == 0
+    assert (
+        settings_from_env(database_url=url, workers=2, pg_busy_poll_us=500).pg_busy_poll_us == 500
+    )
+    monkeypatch.setenv("UPROF_WORKERS", "3")
+    assert settings_from_env(database_url=url).pg_busy_poll_us == 0
+    monkeypatch.setenv("UPROF_PG_BUSY_POLL_US", "700")
+    assert settings_from_env(database_url=url).pg_busy_poll_us == 700
     for bad in ("-1", "1000001", "soon"):
         monkeypatch.setenv("UPROF_PG_BUSY_POLL_US", bad)
         with pytest.raises(ValueError, match="UPROF_PG_BUSY_POLL_US"):
