@@ -18,12 +18,15 @@ gather into the next statement instead of going out a few at a time, and a slow 
 holds up no read for longer than that. Measured in alternating pairs on the 1M store
 (docs/performance.md, "Round 23"): list 1.11-1.16x; GET 0.97-1.03x, its statements cheap.
 
-While a statement is out, the loop polls for its answer instead of sleeping (``busy_poll``, at
-most that long after a statement went out). On a virtual machine whose idle CPU halts, the
-answer of a sleeping loop waits for the hypervisor to wake its CPU: a round trip between two
-processes on two CPUs took 46-116 us blocking and 5-9 us polling on the machine of
-docs/performance.md ("Round 24"). Polling is a callback that re-queues itself, which makes the
-loop look at its sockets without waiting; under load the loop's passes do that anyway.
+While a statement of point reads is out, the loop polls for its answer instead of sleeping
+(``busy_poll``, at most that long after such a statement went out). On a virtual machine whose
+idle CPU halts, the answer of a sleeping loop waits for the hypervisor to wake its CPU: a round
+trip between two processes on two CPUs took 46-116 us blocking and 5-9 us polling on the
+machine of docs/performance.md ("Round 24"; GET 1.10-1.15x in pairs). Polling is a callback
+that queues itself again, so the loop looks at its sockets without waiting; under load its
+passes do that anyway. Pages' statements alone do not start it: PostgreSQL takes longer to
+make their rows than a wake costs, and polling through that time takes the CPU from backends
+that run on the loop's (list 0.95-0.99x in pairs).
 
 A module of its own so that it can be compiled with the rest of the request path
 (``uprof.native``): it runs for every read, while the store's other half (units of work in
@@ -154,6 +157,7 @@ class CoalescedReads:
             reads.timer.cancel()
             reads.timer = None
         pending, reads.pending = reads.pending, {}
+        points = False
         for (statement, group), waiting in pending.items():
             if group is None:
                 futures = [future for _params, future in waiting]
@@ -161,10 +165,11 @@ class CoalescedReads:
             else:
                 futures = [f for fs in waiting.values() for f in fs]
                 work = self._run_batch(statement, dict(group), waiting)
+                points = True
             reads.in_flight += 1
             task = spawn(loop, _answer(futures, work), self._tasks)
             task.add_done_callback(lambda _task: self._finished(loop, reads))
-        if self.busy_poll > 0:
+        if points and self.busy_poll > 0:
             reads.sent = time.monotonic()
             if not reads.polling:
                 reads.polling = True
