@@ -22,7 +22,7 @@ While a statement of point reads is out, the loop polls for its answer instead o
 (``busy_poll``, at most that long after such a statement went out). On a virtual machine whose
 idle CPU halts, the answer of a sleeping loop waits for the hypervisor to wake its CPU: a round
 trip between two processes on two CPUs took 46-116 us blocking and 5-9 us polling on the
-machine of docs/performance.md ("Round 24"; GET 1.10-1.15x in pairs). Polling is a callback
+machine of docs/performance.md ("Round 24"; GET 1.04-1.15x in pairs). Polling is a callback
 that queues itself again, so the loop looks at its sockets without waiting; under load its
 passes do that anyway. Pages' statements alone do not start it: PostgreSQL takes longer to
 make their rows than a wake costs, and polling through that time takes the CPU from backends
@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine.interfaces import Dialect
 
+from uprof.config import DEFAULT_PG_BUSY_POLL_US
 from uprof.store.compiled import Batch, Lateral, Query, Statement
 from uprof.store.database import settle, spawn
 
@@ -63,9 +64,9 @@ MAX_READS = 16
 MAX_IN_FLIGHT = 2
 MAX_WAIT = 0.002
 # How long after a statement went out the loop polls for answers instead of sleeping, while
-# statements are out (0: never). A point read's statement comes back within ~0.1-1 ms; one that
-# takes longer (a long scan, a busy server) is waited for asleep after this.
-BUSY_POLL = 0.002
+# statements are out (0: never), in seconds. A point read's statement comes back within
+# ~0.1-1 ms; one that takes longer (a busy server) is waited for asleep after this.
+BUSY_POLL = DEFAULT_PG_BUSY_POLL_US / 1e6
 
 Fetch = Callable[[str, dict[str, Any]], Awaitable[list[Any]]]
 
