@@ -133,12 +133,12 @@ def main(
     seconds = parse_duration(duration)
     builds = {"A": before_src.resolve(), "B": after_src.resolve()}
     extra = {"A": list(before_args), "B": list(after_args)}
-    compiled = {}
+    found = {name: native_build(src) for name, src in builds.items()}
     for name, src in builds.items():
-        build = native_build(src)
-        compiled[name] = build is not None
-        click.echo(f"{name}: {src} {' '.join(extra[name])}".rstrip() + f" ({served_as(build)})")
-    if compiled["A"] != compiled["B"]:
+        click.echo(
+            f"{name}: {src} {' '.join(extra[name])}".rstrip() + f" ({served_as(found[name])})"
+        )
+    if (found["A"] is None) != (found["B"] is None):
         # Compiled against interpreted measures the compiler, not the change.
         raise click.ClickException(
             "one build is compiled and the other is not: run "

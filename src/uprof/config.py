@@ -63,7 +63,8 @@ class Settings:
         return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
 
 
-def _int(env: os._Environ[str], name: str, default: int) -> int:
+def _int(env: os._Environ[str], name: str, default: int | None) -> int | None:
+    """``name``'s integer, or ``default`` where it is unset or blank."""
     text = env.get(name)
     if text is None or not text.strip():
         return default
@@ -100,11 +101,7 @@ def settings_from_env(**overrides: object) -> Settings:
             env, "UPROF_SQLITE_WAL_LIMIT_MIB", DEFAULT_SQLITE_WAL_LIMIT_MIB
         ),
         # None: not set, chosen below by the workers and the machine's CPUs
-        "pg_busy_poll_us": (
-            _int(env, "UPROF_PG_BUSY_POLL_US", 0)
-            if env.get("UPROF_PG_BUSY_POLL_US", "").strip()
-            else None
-        ),
+        "pg_busy_poll_us": _int(env, "UPROF_PG_BUSY_POLL_US", None),
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
