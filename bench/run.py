@@ -373,6 +373,22 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
     return total
 
 
+def page_faults(procs: list[psutil.Process]) -> tuple[int, int]:
+    """The minor and major page faults of ``procs`` so far (``/proc/<pid>/stat``). A minor
+    fault maps a page the page cache holds (a SQLite store's page that this process had not
+    touched since it mapped the file); a major fault waits for the disk."""
+    minor = major = 0
+    for p in procs:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{p.pid}/stat") as f:
+                # The fields after the command's closing parenthesis: minflt is the 8th, majflt
+                # the 10th (state is the 1st).
+                fields = f.read().rpartition(")")[2].split()
+            minor += int(fields[7])
+            major += int(fields[9])
+    return minor, major
+
+
 def page_cache_refaults() -> int | None:
     """File pages read back into the page cache after the kernel had evicted them (Linux's
     ``workingset_refault_file``): a request that needs one waits for the disk. On VMs whose
@@ -535,6 +551,7 @@ def measure(
             threading.Thread(target=watch, daemon=True).start()
 
     refaults_before = page_cache_refaults()
+    faults_before = page_faults(server_procs)
     checkpoints_before = postgres_checkpoints(database_url) if postgres else None
     recorder = None
     if profile_to is not None:
@@ -558,7 +575,11 @@ def measure(
     if postgres:
         cpu["postgres"] = (cpu_seconds(postgres_processes()) - before["postgres"]) / wall
     refaults_after = page_cache_refaults()
-    extra: dict[str, Any] = {}
+    faults_after = page_faults(server.tree())
+    extra: dict[str, Any] = {
+        "server_minor_faults": faults_after[0] - faults_before[0],
+        "server_major_faults": faults_after[1] - faults_before[1],
+    }
     if refaults_before is not None and refaults_after is not None:
         extra["page_cache_refaults"] = refaults_after - refaults_before
     checkpoints_after = postgres_checkpoints(database_url) if postgres else None

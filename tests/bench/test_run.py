@@ -3,6 +3,10 @@ rounds' ratios (what a host that changes speed between rounds cannot move)."""
 
 from __future__ import annotations
 
+import mmap
+import subprocess
+
+import psutil  # type: ignore[import-untyped]
 import pytest
 from bench.common import in_turns, paired_ratio, spread
 from bench.load import store_engine
@@ -14,6 +18,7 @@ from bench.run import (
     checkpoint_note,
     format_row,
     p99_lines,
+    page_faults,
     postgres_checkpoints,
     scaled,
     scaling_lines,
@@ -208,3 +213,23 @@ def test_postgresqls_throughput_is_split_into_cpu_in_use_and_cpu_a_request() -> 
     assert "w1   1M update  postgres 0.70x sqlite's req/s (9,690 against 13,808)" in line
     assert "CPU in use 0.69x (67% against 97%)" in line
     assert "CPU a request 0.98x (69.1 against 70.2 us)" in line
+
+
+def test_a_runs_page_faults_are_counted_for_the_servers_processes() -> None:
+    # Each page of a fresh anonymous mapping is a minor fault at its first write (no
+    # fault-around for anonymous memory, and no huge page unless asked for).
+    me = [psutil.Process()]
+    before = page_faults(me)
+    with mmap.mmap(-1, 64 * mmap.PAGESIZE) as m:
+        for off in range(0, len(m), mmap.PAGESIZE):
+            m[off] = 1
+    after = page_faults(me)
+    assert after[0] - before[0] >= 64
+    assert after[1] >= before[1]
+
+
+def test_a_process_that_is_gone_counts_no_faults() -> None:
+    child = subprocess.Popen(["true"])
+    gone = psutil.Process(child.pid)
+    child.wait()
+    assert page_faults([gone]) == (0, 0)
