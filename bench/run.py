@@ -424,6 +424,38 @@ def postgres_checkpoints(database_url: str) -> tuple[int, int] | None:
         return None
 
 
+# The PostgreSQL server's settings that its write figures depend on (docs/performance.md,
+# rounds 16 and 25): how often a checkpoint begins under steady writes (max_wal_size,
+# checkpoint_timeout) and what a new WAL segment costs the commit that needs it (wal_init_zero).
+POSTGRES_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "wal_compression",
+    "wal_init_zero",
+    "synchronous_commit",
+)
+
+
+def postgres_settings(database_url: str) -> dict[str, str] | None:
+    """``POSTGRES_SETTINGS`` as the server shows them, or None if it cannot be asked."""
+    try:
+        with store_engine(database_url) as engine, engine.connect() as conn:
+            return {
+                name: str(conn.exec_driver_sql(f"SHOW {name}").scalar())
+                for name in POSTGRES_SETTINGS
+            }
+    except Exception:  # the figures are a note; a run without them is still a run
+        return None
+
+
+def postgres_settings_line(settings: dict[str, str]) -> str:
+    version = settings.get("server_version", "?").split(" ")[0]
+    rest = ", ".join(f"{k} {v}" for k, v in settings.items() if k != "server_version")
+    return f"postgres: {version}; {rest}"
+
+
 def checkpoint_note(run: Run) -> str:
     """What a run of uprof on PostgreSQL shared with a checkpoint, if anything."""
     begun = run.extra.get("pg_checkpoints_begun", 0)
@@ -1241,6 +1273,11 @@ def main(
             loaded = load(n, postgres=backend == "postgres", data_dir=data_dir)
             stores[(backend, n)] = loaded
             click.echo(f"store: {backend} {size_label(n)} profiles ({loaded.database_url})")
+            if backend == "postgres" and "postgres" not in info:
+                found = postgres_settings(loaded.database_url)
+                if found is not None:
+                    info["postgres"] = found
+                    click.echo(postgres_settings_line(found))
 
     rows: list[Row] = []
     pinnings: dict[int, str] = {}

@@ -12,6 +12,7 @@ from bench.common import in_turns, paired_ratio, spread
 from bench.load import store_engine
 from bench.run import (
     HEADER,
+    POSTGRES_SETTINGS,
     Row,
     Run,
     backend_lines,
@@ -20,6 +21,8 @@ from bench.run import (
     p99_lines,
     page_faults,
     postgres_checkpoints,
+    postgres_settings,
+    postgres_settings_line,
     scaled,
     scaling_lines,
 )
@@ -151,6 +154,19 @@ def test_a_checkpoint_during_a_run_is_noted(postgres_url: str) -> None:
 
 def test_no_checkpoint_figures_without_postgresql() -> None:
     assert postgres_checkpoints("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
+    assert postgres_settings("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
+
+
+def test_the_servers_write_settings_are_printed_with_the_figures(postgres_url: str) -> None:
+    found = postgres_settings(postgres_url)
+    assert found is not None and list(found) == list(POSTGRES_SETTINGS)
+    with store_engine(postgres_url) as engine, engine.connect() as conn:
+        assert found["max_wal_size"] == conn.execute(text("SHOW max_wal_size")).scalar()
+        assert found["server_version"] == conn.execute(text("SHOW server_version")).scalar()
+    line = postgres_settings_line(found)
+    assert line.startswith(f"postgres: {found['server_version'].split()[0]}; shared_buffers ")
+    assert f"max_wal_size {found['max_wal_size']}," in line
+    assert line.endswith(f"synchronous_commit {found['synchronous_commit']}")
 
 
 def test_the_store_sizes_are_compared_against_their_own_rounds_baselines() -> None:
