@@ -49,6 +49,34 @@ def test_migrations_match_the_tables(database_url: str) -> None:
         db.close()
 
 
+def test_a_migration_may_scan_whole_tables(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uprof's PostgreSQL sessions plan without sequential scans (decisions O23); a migration's
+    statements over whole tables want them, so its transaction turns them back on."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    from alembic import command
+
+    seen: list[str] = []
+
+    def upgrade(config: Any, revision: str) -> None:
+        conn = config.attributes["connection"]
+        seen.append(conn.exec_driver_sql("SHOW enable_seqscan").scalar_one())
+
+    db = open_database(database_url)
+    try:
+        monkeypatch.setattr(command, "upgrade", upgrade)
+        migrate(db)
+        assert seen == ["on"]
+        # ... and only for the migration's own transaction
+        assert (
+            db.read_sync(lambda c: c.exec_driver_sql("SHOW enable_seqscan").scalar_one()) == "off"
+        )
+    finally:
+        db.close()
+
+
 def test_migrating_again_is_a_no_op(database_url: str) -> None:
     db = open_database(database_url)
     try:

@@ -26,6 +26,9 @@ def migrate(db: Database, revision: str = "head") -> None:
     def upgrade(conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+            # uprof's sessions plan without sequential scans (``postgres._SESSION_SETUP``); a
+            # migration's statements over whole tables want them.
+            conn.execute(text("SET LOCAL enable_seqscan = on"))
         command.upgrade(_config(conn), revision)
 
     # SQLite: the write connection begins with BEGIN IMMEDIATE, which serializes migrators.

@@ -60,7 +60,15 @@ def _is_storage_error(e: BaseException) -> bool:
 # page, a write), but a coalesced read's generic plan cannot know how many reads it holds,
 # and PostgreSQL's estimate of it crosses ``jit_above_cost``: the JIT then took 6-26 ms of
 # a statement that runs in 0.3 ms (measured).
-_SESSION_SETUP = "SET jit = off"
+# And no sequential scan where an index can serve (decisions O23): every statement uprof
+# serves with reaches its rows through an index (a profile by id, a page by its keyset), but
+# the planner prices an index by its pages, and a small table whose index kept the pages of
+# many deleted rows (churn: ~480k rows created and deleted beside 1k live) got a generic plan
+# that read the whole table and sorted it for every page of a list (0.5 ms against 0.03).
+# Statements with no index to use still scan; migrations turn it back on (``migrate``).
+_SESSION_SETUP = (
+    "SELECT set_config('jit', 'off', false), set_config('enable_seqscan', 'off', false)"
+)
 
 
 # A pooled connection is pinged before use only if it has idled longer than this (HikariCP's
