@@ -489,24 +489,33 @@ def test_pages_of_one_iteration_each_get_their_own_rows(db: Database) -> None:
         assert all("LATERAL" in s for s in statements)
 
 
-def test_many_pages_of_one_iteration_go_out_side_by_side(db: Database) -> None:
-    if not isinstance(db, PostgresDatabase):
-        pytest.skip("only PostgreSQL coalesces")
+def _pages_of_two(
+    db: Database, *, descending: bool, count: int
+) -> tuple[list[str], list[str], list[Any]]:
+    """The seed's ids of ``ORGS[0]`` in creation order, ``count`` of them in turn (round again
+    if need be), and a page of two profiles after each."""
     made = _seed_for_pages(db)
-    ids = _expected(made[ORGS[0]], "created_at", False)
+    ids = _expected(made[ORGS[0]], "created_at", descending)
     by_id = {p.id: p for p in made[ORGS[0]]}
-    # 2 * MAX_READS + 1 pages of one variant: three statements of 11 (equal chunks)
-    starts = [ids[i % len(ids)] for i in range(2 * MAX_READS + 1)]
+    starts = [ids[i % len(ids)] for i in range(count)]
     queries = [
         store.scan(
             ORGS[0],
             order_by="created_at",
-            descending=False,
+            descending=descending,
             after=store.position_of(by_id[start], "created_at"),
             n=2,
         )
         for start in starts
     ]
+    return ids, starts, queries
+
+
+def test_many_pages_of_one_iteration_go_out_side_by_side(db: Database) -> None:
+    if not isinstance(db, PostgresDatabase):
+        pytest.skip("only PostgreSQL coalesces")
+    # 2 * MAX_READS + 1 pages of one variant: three statements of 11 (equal chunks)
+    ids, starts, queries = _pages_of_two(db, descending=False, count=2 * MAX_READS + 1)
     in_flight = 0
     most = 0
     sizes: list[int] = []
@@ -578,19 +587,7 @@ def test_a_page_reads_its_index_even_where_churn_made_the_index_look_costly(db: 
         pytest.skip("a PostgreSQL plan")
     from sqlalchemy import Connection
 
-    made = _seed_for_pages(db)
-    ids = _expected(made[ORGS[0]], "created_at", True)
-    by_id = {p.id: p for p in made[ORGS[0]]}
-    queries = [
-        store.scan(
-            ORGS[0],
-            order_by="created_at",
-            descending=True,
-            after=store.position_of(by_id[start], "created_at"),
-            n=2,
-        )
-        for start in ids[:3]
-    ]
+    _ids, _starts, queries = _pages_of_two(db, descending=True, count=3)
     sent: list[tuple[str, dict[str, Any]]] = []
     fetch = db._fetch
 
