@@ -442,10 +442,13 @@ def postgres_settings(database_url: str) -> dict[str, str] | None:
     """``POSTGRES_SETTINGS`` as the server shows them, or None if it cannot be asked."""
     try:
         with store_engine(database_url) as engine, engine.connect() as conn:
-            return {
-                name: str(conn.exec_driver_sql(f"SHOW {name}").scalar())
-                for name in POSTGRES_SETTINGS
-            }
+            # One statement for all of them, each shown as SHOW shows it (with its unit).
+            rows = conn.execute(
+                text("SELECT name, current_setting(name) FROM unnest(CAST(:names AS text[])) name"),
+                {"names": list(POSTGRES_SETTINGS)},
+            ).all()
+            shown = {str(name): str(value) for name, value in rows}
+            return {name: shown[name] for name in POSTGRES_SETTINGS}
     except Exception:  # the figures are a note; a run without them is still a run
         return None
 
