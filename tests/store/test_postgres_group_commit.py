@@ -192,9 +192,11 @@ def test_deferred_inserts_go_out_together_at_the_end_of_the_batch(
     messages: list[str] = []
     simple = postgres._simple
 
-    def recording(raw: psycopg.AsyncConnection[Any], sql: str) -> list[pq.abc.PGresult]:
+    def recording(
+        raw: psycopg.AsyncConnection[Any], sql: str, encoding: str
+    ) -> list[pq.abc.PGresult]:
         messages.append(sql)
-        return simple(raw, sql)
+        return simple(raw, sql, encoding)
 
     monkeypatch.setattr(postgres, "_simple", recording)
     seen: list[int] = []
@@ -303,6 +305,20 @@ def test_a_connection_lost_before_the_commit_fails_the_batch_as_overloaded_and_w
         admin.close()
 
 
+def _backends(admin: psycopg.Connection[Any], name: str) -> int:
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    row = admin.execute(sql, (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _until_no_backend(admin: psycopg.Connection[Any], name: str) -> None:
+    deadline = time.monotonic() + 10
+    while _backends(admin, name):
+        assert time.monotonic() < deadline, _backends(admin, name)
+        time.sleep(0.01)
+
+
 def test_a_loop_that_ends_without_stop_leaves_no_connection_open(postgres_url: str) -> None:
     """The write batches' connections belong to the loop that opened them. One that ends
     without ``stop`` (a script's ``asyncio.run``) leaves them behind; closing the database
@@ -312,30 +328,90 @@ def test_a_loop_that_ends_without_stop_leaves_no_connection_open(postgres_url: s
     admin = psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
     admin.autocommit = True
 
-    def backends() -> int:
-        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-        row = admin.execute(sql, (name,)).fetchone()
-        assert row is not None
-        return int(row[0])
-
     async def one_write() -> Any:
         return await db.write(lambda c: c.execute(text("SELECT 1")).scalar_one())
 
     try:
         assert asyncio.run(one_write()) == 1
-        assert backends() == 1
+        assert _backends(admin, name) == 1
         assert asyncio.run(one_write()) == 1  # the first loop's engine is dropped, closed
         deadline = time.monotonic() + 10
-        while backends() != 1:
-            assert time.monotonic() < deadline, backends()
+        while _backends(admin, name) != 1:
+            assert time.monotonic() < deadline, _backends(admin, name)
             time.sleep(0.01)
         db.close()
-        while backends():
-            assert time.monotonic() < deadline, backends()
-            time.sleep(0.01)
+        _until_no_backend(admin, name)
     finally:
         db.close()
         admin.close()
+
+
+@pytest.mark.parametrize("batch_running", [False, True], ids=["idle", "batch-running"])
+def test_stop_closes_the_connections_the_lanes_hold(postgres_url: str, batch_running: bool) -> None:
+    """A lane holds its connection between batches; ``stop`` closes it, at once if the lane is
+    idle, or as soon as the batch running on it has committed."""
+    name = f"uprof_gc_{uuid.uuid4().hex[:8]}"
+    db = PostgresDatabase(f"{postgres_url}?application_name={name}")
+    admin = psycopg.connect(
+        postgres_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    )
+
+    def slow(conn: Connection) -> int:
+        return int(conn.execute(text("SELECT 1 FROM pg_sleep(0.3)")).scalar_one())
+
+    async def main() -> None:
+        await asyncio.gather(*(db.write(lambda c: 1) for _ in range(8)))
+        assert _backends(admin, name) >= 1
+        if batch_running:
+            running = asyncio.ensure_future(db.write(slow))
+            await asyncio.sleep(0.1)  # its batch waits for the server
+            await db.stop()
+            assert await running == 1  # it committed on the connection it had
+        else:
+            await db.stop()
+
+    try:
+        asyncio.run(main())
+        _until_no_backend(admin, name)
+    finally:
+        db.close()
+        admin.close()
+
+
+def test_a_lane_keeps_its_connection_from_one_batch_to_the_next(
+    pg: tuple[PostgresDatabase, str], profiles: list[str]
+) -> None:
+    """No checkout a batch (the pool's events, its reset on return): each lane checks out one
+    connection and its later batches run on it."""
+    db, _table = pg
+    checkouts: list[Any] = []
+
+    def counted(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        checkouts.append(dbapi_conn)
+
+    p0 = profiles[0]
+    event.listen(Pool, "checkout", counted)
+    try:
+        for i in range(5):
+            _keyed(db, (p0, _merge(ORG, p0, f"k{i}", "v")))
+            _together(db, _create(f"uprof_gc_keep_{uuid.uuid4().hex[:8]}"))
+    finally:
+        event.remove(Pool, "checkout", counted)
+    assert 1 <= len(checkouts) <= 2, "one checkout a lane, not one a batch"
+    assert len(set(map(id, checkouts))) == len(checkouts)
+
+
+def test_a_statement_a_job_runs_through_sqlalchemy_leaves_no_transaction_to_the_next_batch(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    """A job's ``conn.execute`` begins SQLAlchemy's transaction on the lane's connection; the
+    batch ends it, so the next batch (and a replay's SAVEPOINTs) start on a clean one."""
+    db, table = pg
+    assert _together(db, _put(table, "a")) == ["a"]  # through conn.execute
+    assert _together(db, lambda conn: conn.in_transaction()) == [False]
+    outcomes = _together(db, _put(table, "b"), _put_then_fail(table, "c"))  # a replay
+    assert outcomes[0] == "b" and isinstance(outcomes[1], NotFound)
+    assert set(_rows(db, table)) == {"a", "b"}
 
 
 def test_writes_of_one_profile_share_a_lane_and_batches_never_wait_for_each_other(
@@ -353,9 +429,9 @@ def test_writes_of_one_profile_share_a_lane_and_batches_never_wait_for_each_othe
     attempts: list[int] = []
     run_jobs = PostgresDatabase._run_jobs
 
-    def counting(conn: Connection, fns: Any, keys: Any, *, savepoints: bool) -> Any:
+    def counting(conn: Connection, fns: Any, keys: Any, literals: Any) -> Any:
         attempts.append(len(fns))
-        return run_jobs(conn, fns, keys, savepoints=savepoints)
+        return run_jobs(conn, fns, keys, literals)
 
     monkeypatch.setattr(PostgresDatabase, "_run_jobs", staticmethod(counting))
     seen: dict[str, set[int]] = {k: set() for k in keys}
@@ -489,9 +565,11 @@ def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         sent.append(f"{query} x{len(rows)}")
         return executemany(self, query, rows, **kw)
 
-    def counting_simple(raw: psycopg.AsyncConnection[Any], sql: str) -> list[pq.abc.PGresult]:
+    def counting_simple(
+        raw: psycopg.AsyncConnection[Any], sql: str, encoding: str
+    ) -> list[pq.abc.PGresult]:
         sent.extend(sql.split(";\n"))
-        return simple(raw, sql)
+        return simple(raw, sql, encoding)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
     monkeypatch.setattr(psycopg.Cursor, "executemany", counting_many)

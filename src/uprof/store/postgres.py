@@ -4,6 +4,7 @@ units of work in threads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import select
 import time
@@ -112,10 +113,16 @@ def _used(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
     record.info[_LAST_USED] = _now()
 
 
+def _may_be_stale(dbapi_conn: Any, info: dict[Any, Any]) -> bool:
+    """Whether a connection must be pinged before use (the rule above); ``info``: its pool
+    record's, where its last use is kept."""
+    recent = _now() - info.get(_LAST_USED, 0.0) <= _TRUSTED_FOR
+    return not recent or _heard_from_server(dbapi_conn)
+
+
 def _ping_if_idle(engine: Engine) -> Callable[[Any, ConnectionPoolEntry, Any], None]:
     def checkout(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        recent = _now() - record.info.get(_LAST_USED, 0.0) <= _TRUSTED_FOR
-        if recent and not _heard_from_server(dbapi_conn):
+        if not _may_be_stale(dbapi_conn, record.info):
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
@@ -130,14 +137,18 @@ async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 class _Lane:
-    """Writes waiting for the next batch of one lane, and whether its batch is running."""
+    """Writes waiting for the next batch of one lane, whether its batch is running, and the
+    connection its batches run on (with its quoting), held from one batch to the next."""
 
-    __slots__ = ("queue", "running", "scheduled")
+    __slots__ = ("conn", "literals", "queue", "retired", "running", "scheduled")
 
     def __init__(self) -> None:
         self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any], str | None]] = []
         self.running = False
         self.scheduled = False
+        self.conn: Connection | None = None
+        self.literals: _Literals | None = None
+        self.retired = False  # the database stopped: the lane's connection goes back after use
 
 
 def _driver_error(e: BaseException) -> BaseException:
@@ -171,11 +182,11 @@ def _loses_the_transaction(e: BaseException) -> bool:
 Raw = psycopg.AsyncConnection[Any]
 
 
-def _status(raw: Raw) -> TransactionStatus:
-    return TransactionStatus(raw.pgconn.transaction_status)
+def _in_transaction(raw: Raw) -> bool:
+    return raw.pgconn.transaction_status != TransactionStatus.IDLE
 
 
-def _simple(raw: Raw, sql: str) -> list[PGresult]:
+def _simple(raw: Raw, sql: str, encoding: str) -> list[PGresult]:
     """Send ``sql`` (statements with their values bound into the text) as one simple-protocol
     message and wait for its results on the event loop (the caller is a greenlet that
     ``await_`` suspends, as SQLAlchemy's adapter waits). Raises the first statement's error as
@@ -185,9 +196,9 @@ def _simple(raw: Raw, sql: str) -> list[PGresult]:
     (measured: ``SELECT 1`` 50 µs through ``execute``, 16 µs so), and its pipeline more: a
     batch's two messages go through libpq directly (psycopg's documented ``pq`` layer)."""
     pgconn = raw.pgconn
-    pgconn.send_query(sql.encode(raw.info.encoding))
+    pgconn.send_query(sql.encode(encoding))
     results = await_(wait_for_results(pgconn))
-    raise_failed(results, raw.info.encoding)
+    raise_failed(results, encoding)
     return results
 
 
@@ -195,22 +206,25 @@ class _Literals:
     """Values as SQL literals for one connection: text quoted by libpq itself
     (``PQescapeLiteral``, through psycopg's documented ``pq`` layer: right for the connection's
     encoding and ``standard_conforming_strings``), numbers and NULL as such, a list as
-    ``ARRAY[...]``; any other value as psycopg's client-side binding renders it.
+    ``ARRAY[...]``; any other value as psycopg's client-side binding renders it. Made once for
+    the connection a lane holds, with its encoding read once (``conn.info.encoding`` asks
+    libpq every time).
 
     psycopg's own binding (``ClientCursor.mogrify``) parses a statement's placeholders and
     adapts every value in Python: measured, 8-10 µs a row of a new profile, against 1.7 µs so;
     a list of ids 59 µs, against 8."""
 
-    __slots__ = ("_encoding", "_escape", "_mogrify")
+    __slots__ = ("_escape", "_mogrify", "encoding", "raw")
 
     def __init__(self, raw: Raw) -> None:
+        self.raw = raw
         self._escape = Escaping(raw.pgconn).escape_literal
-        self._encoding = raw.info.encoding
+        self.encoding = raw.info.encoding
         self._mogrify = psycopg.AsyncClientCursor(raw).mogrify
 
     def literal(self, value: Any) -> str:
         if isinstance(value, str):
-            return self._escape(refuse_nul(value).encode(self._encoding)).decode(self._encoding)
+            return self._escape(refuse_nul(value).encode(self.encoding)).decode(self.encoding)
         if value is None:
             return "NULL"
         if isinstance(value, bool):
@@ -229,56 +243,61 @@ class _Literals:
         return PLACEHOLDER.sub(placeholder, text)
 
 
-def _opening(dbapi: Any, literals: _Literals) -> Callable[[Connection, Query[T]], T]:
+def _opening(literals: _Literals) -> Callable[[Connection, Query[T]], T]:
     """How the batch's first statement runs: after a BEGIN, in the same message."""
-    raw: Raw = dbapi.driver_connection
+    raw = literals.raw
 
     def run_first(conn: Connection, query: Query[T]) -> T:
         text, params = query.sql(conn.dialect)
-        dbapi.autocommit = True  # the transaction is uprof's own from here to its COMMIT
-        results = _simple(raw, "BEGIN;\n" + literals.bind(text, params))
+        results = _simple(raw, "BEGIN;\n" + literals.bind(text, params), literals.encoding)
         return query.statement.result(rows_of(raw, results[-1]))
 
     return run_first
 
 
-def _flush_and_commit(conn: Connection, dbapi: Any, literals: _Literals) -> None:
+def _flush_and_commit(conn: Connection, literals: _Literals) -> None:
     """The deferred writes and the COMMIT in one message (and the BEGIN, if nothing opened the
-    transaction yet)."""
-    raw: Raw = dbapi.driver_connection
-    opened = _status(raw) != TransactionStatus.IDLE
-    if not opened:
-        dbapi.autocommit = True
+    transaction yet: no locking read, and no job ran a statement of its own, which psycopg
+    opens a transaction for, the connection being out of autocommit)."""
+    opened = _in_transaction(literals.raw)
     statements = [] if opened else ["BEGIN"]
     statements += deferred_sql(conn, literals)
     statements.append("COMMIT")
-    _simple(raw, ";\n".join(statements))
+    _simple(literals.raw, ";\n".join(statements), literals.encoding)
 
 
-def _close(conn: Connection, dbapi: Any) -> None:
-    """Roll back what a failed batch left open and hand psycopg back its transactions."""
+def _close(conn: Connection) -> None:
+    """Roll back what a failed batch left open, and end the transaction SQLAlchemy began if a
+    job ran a statement through it (the batch's COMMIT, or that rollback, ended the server's)."""
+    dbapi: Any = conn.connection.dbapi_connection
     try:
-        if _status(dbapi.driver_connection) != TransactionStatus.IDLE:
+        if _in_transaction(dbapi.driver_connection):
             dbapi.rollback()
-        dbapi.autocommit = False
+        if conn.in_transaction():
+            conn.rollback()
     except Exception as e:  # the connection is broken: the pool must not hand it out again
         conn.invalidate()
         raise psycopg.OperationalError(f"the connection broke ending a batch: {e}") from e
 
 
 def _run_together(
-    conn: Connection, fns: list[Callable[[Connection], Any]], keys: list[str]
+    conn: Connection,
+    fns: list[Callable[[Connection], Any]],
+    keys: list[str],
+    literals: _Literals,
 ) -> list[tuple[Any, Any]] | None:
     """The batch as one transaction: its profiles locked and read in one statement before its
     first job, what its jobs insert or change written together at its end (``deferring``,
     ``lock_profiles``). None if a job or the flush failed: the batch is rolled back, and the
-    replay finds the job at fault."""
-    dbapi: Any = conn.connection.dbapi_connection
-    literals = _Literals(dbapi.driver_connection)  # its quoting, for both of the batch's messages
+    replay finds the job at fault.
+
+    The transaction is the batch's own: its BEGIN goes out in its first message and its COMMIT
+    in its last, with no SQLAlchemy transaction around them (beginning and committing one cost
+    this process a switch of greenlets and a psycopg coroutine each, for no message)."""
     outcomes: list[tuple[Any, Any]] = []
-    with conn.begin(), deferring(conn):
+    with deferring(conn):
         try:
-            lock_profiles(conn, keys, _opening(dbapi, literals))
+            lock_profiles(conn, keys, _opening(literals))
             for fn in fns:
                 try:
                     result = fn(conn)
@@ -288,13 +307,13 @@ def _run_together(
                     return None
                 outcomes.append((result, None))
             try:
-                _flush_and_commit(conn, dbapi, literals)
+                _flush_and_commit(conn, literals)
             except Exception as e:
                 if _loses_the_transaction(e):
                     raise
                 return None
         finally:
-            _close(conn, dbapi)
+            _close(conn)
     return outcomes
 
 
@@ -316,6 +335,41 @@ def _replay(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[tu
                 savepoint.commit()
                 outcomes.append((result, None))
     return outcomes
+
+
+def _lane_connection(lane: _Lane, engine: Engine) -> tuple[Connection, _Literals]:
+    """The connection the lane's batches run on, and its quoting. A lane holds its connection
+    from one batch to the next: a checkout and a checkin a batch (the pool's events, SQLAlchemy's
+    ``Connection`` and the reset on return, a psycopg rollback through a greenlet) cost this
+    process more CPU than the batch's own messages (decisions O24). A held connection is pinged
+    before a batch by the checkout's rule (``_may_be_stale``) and replaced if that fails; a new
+    one is checked out when the lane holds none."""
+    conn, literals = lane.conn, lane.literals
+    if conn is not None and literals is not None:
+        dbapi: Any = conn.connection.dbapi_connection
+        if not _may_be_stale(dbapi, conn.connection.info):
+            return conn, literals
+        try:
+            engine.dialect.do_ping(dbapi)
+            return conn, literals
+        except Exception:  # closed or unreachable: the pool must not hand it out again
+            conn.invalidate()
+            _release(lane)
+    conn = engine.connect()  # its checkout pings a connection the pool kept, as needed
+    literals = _Literals(_driver(conn.connection.dbapi_connection))
+    lane.conn, lane.literals = conn, literals
+    return conn, literals
+
+
+def _release(lane: _Lane, *, discard: bool = False) -> None:
+    """Give the lane's connection back to the pool (which discards it if it is broken), or
+    close it (``discard``: the database stopped, and its pool may be gone)."""
+    conn, lane.conn, lane.literals = lane.conn, None, None
+    if conn is not None:
+        with contextlib.suppress(Exception):  # broken: the pool has invalidated it
+            if discard:
+                conn.invalidate()
+            conn.close()
 
 
 class PostgresDatabase:
@@ -430,7 +484,8 @@ class PostgresDatabase:
     # (docs/performance.md, rounds 13 and 20; decisions O19).
     #
     # Writes go into _LANES lanes, each running one batch at a time on a connection of its own,
-    # so one batch's round trips overlap another's. A write names what it locks (``key``: the
+    # held from one batch to the next (``_lane_connection``), so one batch's round trips
+    # overlap another's. A write names what it locks (``key``: the
     # profile) and every write of one key goes into the same lane: two batches of this process
     # never wait for each other's row locks, and so never deadlock each other (measured on a
     # store of 1,000 profiles, batches free to lock the same rows waited up to the 1 s deadlock
@@ -481,10 +536,11 @@ class PostgresDatabase:
     ) -> None:
         try:
             try:
-                # One greenlet a batch: its checkout, its jobs and its checkin (what
-                # ``AsyncEngine.connect`` and ``run_sync`` do in three).
+                # One greenlet a batch: its jobs, on the lane's connection (checked out
+                # here when the lane holds none, ``_lane_connection``).
                 outcomes = await greenlet_spawn(
                     self._write_batch,
+                    lane,
                     self._write_engine(loop).sync_engine,
                     [fn for fn, _, _ in batch],
                     [key for _, _, key in batch if key is not None],
@@ -524,45 +580,58 @@ class PostgresDatabase:
         return found[0]
 
     def _abandon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drop the write engine of a loop that ended without ``stop`` (a script's or a test's
-        ``asyncio.run``), closing its connections without the loop: libpq's ``PQfinish``."""
+        """Drop the write engine and lanes of a loop that ended without ``stop`` (a script's or
+        a test's ``asyncio.run``), closing its connections without the loop: libpq's
+        ``PQfinish``."""
+        lanes = self._lanes.pop(loop, [])  # held until their connections are finished below
+        for lane in lanes:
+            if lane.conn is not None:  # out of the pool's hands, which cannot close it here
+                with contextlib.suppress(Exception):
+                    lane.conn.connection.detach()
         _engine, opened = self._write_engines.pop(loop)
         for conn in opened:
             if not conn.closed:
                 conn.pgconn.finish()
 
     def _write_batch(
-        self, engine: Engine, fns: list[Callable[[Connection], Any]], keys: list[str]
+        self,
+        lane: _Lane,
+        engine: Engine,
+        fns: list[Callable[[Connection], Any]],
+        keys: list[str],
     ) -> list[tuple[Any, Any]]:
-        """Run the jobs in one transaction on a connection of ``engine``; each job's (result,
+        """Run the jobs in one transaction on the lane's connection; each job's (result,
         error). ``keys``: the profiles they name, locked up front."""
-        with engine.connect() as conn:
+        conn, literals = _lane_connection(lane, engine)
+        try:
             for attempt in range(_RETRIES):
                 try:
-                    outcomes = self._run_jobs(conn, fns, keys, savepoints=False)
-                    if outcomes is None:
-                        outcomes = self._run_jobs(conn, fns, keys, savepoints=True)
-                    assert outcomes is not None
-                    return outcomes
+                    return self._run_jobs(conn, fns, keys, literals)
                 except Exception as e:
                     if attempt + 1 < _RETRIES and isinstance(_driver_error(e), _RETRYABLE):
                         continue  # another instance's transaction won: run the batch again
                     raise
-        raise AssertionError("unreachable")
+            raise AssertionError("unreachable")
+        except BaseException:
+            _release(lane)  # whatever failed the batch, the next one starts on a checkout
+            raise
+        finally:
+            if lane.conn is not None:
+                lane.conn.connection.info[_LAST_USED] = _now()
+                if lane.retired:  # ``stop`` came while the batch ran
+                    _release(lane, discard=True)
 
     @staticmethod
     def _run_jobs(
         conn: Connection,
         fns: list[Callable[[Connection], Any]],
         keys: list[str],
-        *,
-        savepoints: bool,
-    ) -> list[tuple[Any, Any]] | None:
-        """Every job's (result, error) after one COMMIT; None if a job failed and the batch was
-        rolled back (only without savepoints)."""
-        if savepoints:
-            return _replay(conn, fns)
-        return _run_together(conn, fns, keys)
+        literals: _Literals,
+    ) -> list[tuple[Any, Any]]:
+        """Every job's (result, error) after one COMMIT: the batch together, or, if a job
+        failed there (the batch was rolled back), again with a SAVEPOINT a job."""
+        outcomes = _run_together(conn, fns, keys, literals)
+        return _replay(conn, fns) if outcomes is None else outcomes
 
     async def _query_pool(self) -> AsyncConnectionPool:
         # One per event loop: its connections and tasks belong to the loop that opened it.
@@ -618,7 +687,12 @@ class PostgresDatabase:
         pass
 
     async def stop(self) -> None:
-        found = self._write_engines.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        for lane in self._lanes.pop(loop, []):
+            lane.retired = True  # a batch still running closes its connection as it ends
+            if not lane.running:
+                await greenlet_spawn(_release, lane)  # closed with the engine, below
+        found = self._write_engines.pop(loop, None)
         if found is not None:
             await found[0].dispose()
         if self._query_pool_of is not None:
