@@ -319,6 +319,36 @@ def _until_no_backend(admin: psycopg.Connection[Any], name: str) -> None:
         time.sleep(0.01)
 
 
+def test_a_connection_lost_under_a_jobs_own_statement_fails_the_batch_as_overloaded(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    """The server ends the batch's session and a job's own statement (through SQLAlchemy,
+    which then invalidates the connection) finds it gone: every write of the batch is a 529,
+    none is stored, and the lane's next batch runs on a new connection."""
+    db, table = pg
+    admin = psycopg.connect(
+        db.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    )
+
+    def loses_its_session(conn: Connection) -> str:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        conn.execute(text("SELECT 1"))  # the server is gone from under it
+        return "unreachable"
+
+    try:
+        outcomes = _together(db, _deferred_put(table, "lost"), loses_its_session)
+        assert all(isinstance(o, Overloaded) for o in outcomes), outcomes
+        assert _rows(db, table) == {}
+        assert _together(db, _deferred_put(table, "after")) == ["after"]
+    finally:
+        admin.close()
+
+
 def test_a_loop_that_ends_without_stop_leaves_no_connection_open(postgres_url: str) -> None:
     """The write batches' connections belong to the loop that opened them. One that ends
     without ``stop`` (a script's ``asyncio.run``) leaves them behind; closing the database

@@ -266,10 +266,11 @@ def _flush_and_commit(conn: Connection, literals: _Literals) -> None:
     _simple(literals.raw, ";\n".join(statements), literals.encoding)
 
 
-def _close(conn: Connection) -> None:
+def _close(conn: Connection, dbapi: Any) -> None:
     """Roll back what a failed batch left open, and end the transaction SQLAlchemy began if a
-    job ran a statement through it (the batch's COMMIT, or that rollback, ended the server's)."""
-    dbapi: Any = conn.connection.dbapi_connection
+    job ran a statement through it (the batch's COMMIT, or that rollback, ended the server's).
+    ``dbapi``: the connection's DBAPI connection, taken when the batch began (once SQLAlchemy
+    has invalidated a connection whose server went away, ``conn.connection`` raises)."""
     try:
         if _in_transaction(dbapi.driver_connection):
             dbapi.rollback()
@@ -294,6 +295,7 @@ def _run_together(
     The transaction is the batch's own: its BEGIN goes out in its first message and its COMMIT
     in its last, with no SQLAlchemy transaction around them (beginning and committing one cost
     this process a switch of greenlets and a psycopg coroutine each, for no message)."""
+    dbapi: Any = conn.connection.dbapi_connection
     outcomes: list[tuple[Any, Any]] = []
     with deferring(conn):
         try:
@@ -313,7 +315,7 @@ def _run_together(
                     raise
                 return None
         finally:
-            _close(conn)
+            _close(conn, dbapi)
     return outcomes
 
 
@@ -345,7 +347,7 @@ def _lane_connection(lane: _Lane, engine: Engine) -> tuple[Connection, _Literals
     before a batch by the checkout's rule (``_may_be_stale``) and replaced if that fails; a new
     one is checked out when the lane holds none."""
     conn, literals = lane.conn, lane.literals
-    if conn is not None and literals is not None:
+    if conn is not None and literals is not None and not conn.invalidated:
         dbapi: Any = conn.connection.dbapi_connection
         if not _may_be_stale(dbapi, conn.connection.info):
             return conn, literals
@@ -354,7 +356,7 @@ def _lane_connection(lane: _Lane, engine: Engine) -> tuple[Connection, _Literals
             return conn, literals
         except Exception:  # closed or unreachable: the pool must not hand it out again
             conn.invalidate()
-            _release(lane)
+    _release(lane)  # a connection found broken (or none held)
     conn = engine.connect()  # its checkout pings a connection the pool kept, as needed
     literals = _Literals(_driver(conn.connection.dbapi_connection))
     lane.conn, lane.literals = conn, literals
