@@ -270,12 +270,17 @@ def test_an_unreachable_server_fails_every_write_as_overloaded(
     assert _rows(db, table) == {}
 
 
+@pytest.mark.parametrize(
+    "statement_after", [False, True], ids=["found-by-the-commit", "found-by-a-jobs-statement"]
+)
 def test_a_connection_lost_before_the_commit_fails_the_batch_as_overloaded_and_writes_nothing(
-    pg: tuple[PostgresDatabase, str],
+    pg: tuple[PostgresDatabase, str], statement_after: bool
 ) -> None:
     """The server ends the batch's session after its jobs ran and before its message with the
     COMMIT: that message fails at once (no hang), every write of the batch is a 529 and none
-    is stored, and the next batch runs on a new connection."""
+    is stored, and the next batch runs on a new connection. Or a job's own statement finds it
+    gone first, through SQLAlchemy, which then invalidates the connection the lane holds: the
+    same."""
     db, table = pg
     # Autocommit: inside one transaction pg_stat_activity keeps the snapshot its first read took,
     # and the wait below would see the ended session forever (a flaky 10 s).
@@ -290,6 +295,8 @@ def test_a_connection_lost_before_the_commit_fails_the_batch_as_overloaded_and_w
         while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
             assert time.monotonic() < deadline
             time.sleep(0.01)
+        if statement_after:
+            conn.execute(text("SELECT 1"))
         return "gone"
 
     try:
@@ -317,36 +324,6 @@ def _until_no_backend(admin: psycopg.Connection[Any], name: str) -> None:
     while _backends(admin, name):
         assert time.monotonic() < deadline, _backends(admin, name)
         time.sleep(0.01)
-
-
-def test_a_connection_lost_under_a_jobs_own_statement_fails_the_batch_as_overloaded(
-    pg: tuple[PostgresDatabase, str],
-) -> None:
-    """The server ends the batch's session and a job's own statement (through SQLAlchemy,
-    which then invalidates the connection) finds it gone: every write of the batch is a 529,
-    none is stored, and the lane's next batch runs on a new connection."""
-    db, table = pg
-    admin = psycopg.connect(
-        db.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-    )
-
-    def loses_its_session(conn: Connection) -> str:
-        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        deadline = time.monotonic() + 10
-        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        conn.execute(text("SELECT 1"))  # the server is gone from under it
-        return "unreachable"
-
-    try:
-        outcomes = _together(db, _deferred_put(table, "lost"), loses_its_session)
-        assert all(isinstance(o, Overloaded) for o in outcomes), outcomes
-        assert _rows(db, table) == {}
-        assert _together(db, _deferred_put(table, "after")) == ["after"]
-    finally:
-        admin.close()
 
 
 def test_a_loop_that_ends_without_stop_leaves_no_connection_open(postgres_url: str) -> None:
