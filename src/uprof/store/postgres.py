@@ -113,21 +113,22 @@ def _used(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
     record.info[_LAST_USED] = _now()
 
 
-def _may_be_stale(dbapi_conn: Any, info: dict[Any, Any]) -> bool:
-    """Whether a connection must be pinged before use (the rule above); ``info``: its pool
-    record's, where its last use is kept."""
+def _ping_if_stale(engine: Engine, dbapi_conn: Any, info: dict[Any, Any]) -> None:
+    """Ping a connection before its use if the rule above says it may be stale (``info``: its
+    pool record's, where its last use is kept); ``DisconnectionError`` if the ping fails."""
     recent = _now() - info.get(_LAST_USED, 0.0) <= _TRUSTED_FOR
-    return not recent or _heard_from_server(dbapi_conn)
+    if recent and not _heard_from_server(dbapi_conn):
+        return
+    try:
+        engine.dialect.do_ping(dbapi_conn)
+    except Exception as e:
+        raise exc.DisconnectionError(str(e)) from e
 
 
 def _ping_if_idle(engine: Engine) -> Callable[[Any, ConnectionPoolEntry, Any], None]:
     def checkout(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        if not _may_be_stale(dbapi_conn, record.info):
-            return
-        try:
-            engine.dialect.do_ping(dbapi_conn)
-        except Exception as e:  # the pool drops it and checks out another (or connects)
-            raise exc.DisconnectionError(str(e)) from e
+        # A DisconnectionError: the pool drops it and checks out another (or connects).
+        _ping_if_stale(engine, dbapi_conn, record.info)
 
     return checkout
 
@@ -138,16 +139,16 @@ async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
 
 class _Lane:
     """Writes waiting for the next batch of one lane, whether its batch is running, and the
-    connection its batches run on (with its quoting), held from one batch to the next."""
+    connection its batches run on with its quoting (``held``), kept from one batch to the
+    next."""
 
-    __slots__ = ("conn", "literals", "queue", "retired", "running", "scheduled")
+    __slots__ = ("held", "queue", "retired", "running", "scheduled")
 
     def __init__(self) -> None:
         self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any], str | None]] = []
         self.running = False
         self.scheduled = False
-        self.conn: Connection | None = None
-        self.literals: _Literals | None = None
+        self.held: tuple[Connection, _Literals] | None = None
         self.retired = False  # the database stopped: the lane's connection goes back after use
 
 
@@ -344,30 +345,27 @@ def _lane_connection(lane: _Lane, engine: Engine) -> tuple[Connection, _Literals
     from one batch to the next: a checkout and a checkin a batch (the pool's events, SQLAlchemy's
     ``Connection`` and the reset on return, a psycopg rollback through a greenlet) cost this
     process more CPU than the batch's own messages (decisions O24). A held connection is pinged
-    before a batch by the checkout's rule (``_may_be_stale``) and replaced if that fails; a new
+    before a batch by the checkout's rule (``_ping_if_stale``) and replaced if that fails; a new
     one is checked out when the lane holds none."""
-    conn, literals = lane.conn, lane.literals
-    if conn is not None and literals is not None and not conn.invalidated:
-        dbapi: Any = conn.connection.dbapi_connection
-        if not _may_be_stale(dbapi, conn.connection.info):
-            return conn, literals
+    if lane.held is not None and not lane.held[0].invalidated:
+        record = lane.held[0].connection
         try:
-            engine.dialect.do_ping(dbapi)
-            return conn, literals
-        except Exception:  # closed or unreachable: the pool must not hand it out again
-            conn.invalidate()
+            _ping_if_stale(engine, record.dbapi_connection, record.info)
+            return lane.held
+        except exc.DisconnectionError:  # the pool must not hand it out again
+            lane.held[0].invalidate()
     _release(lane)  # a connection found broken (or none held)
     conn = engine.connect()  # its checkout pings a connection the pool kept, as needed
-    literals = _Literals(_driver(conn.connection.dbapi_connection))
-    lane.conn, lane.literals = conn, literals
-    return conn, literals
+    lane.held = conn, _Literals(_driver(conn.connection.dbapi_connection))
+    return lane.held
 
 
 def _release(lane: _Lane, *, discard: bool = False) -> None:
     """Give the lane's connection back to the pool (which discards it if it is broken), or
     close it (``discard``: the database stopped, and its pool may be gone)."""
-    conn, lane.conn, lane.literals = lane.conn, None, None
-    if conn is not None:
+    held, lane.held = lane.held, None
+    if held is not None:
+        conn = held[0]
         with contextlib.suppress(Exception):  # broken: the pool has invalidated it
             if discard:
                 conn.invalidate()
@@ -587,9 +585,9 @@ class PostgresDatabase:
         ``PQfinish``."""
         lanes = self._lanes.pop(loop, [])  # held until their connections are finished below
         for lane in lanes:
-            if lane.conn is not None:  # out of the pool's hands, which cannot close it here
+            if lane.held is not None:  # out of the pool's hands, which cannot close it here
                 with contextlib.suppress(Exception):
-                    lane.conn.connection.detach()
+                    lane.held[0].connection.detach()
         _engine, opened = self._write_engines.pop(loop)
         for conn in opened:
             if not conn.closed:
@@ -618,8 +616,8 @@ class PostgresDatabase:
             _release(lane)  # whatever failed the batch, the next one starts on a checkout
             raise
         finally:
-            if lane.conn is not None:
-                lane.conn.connection.info[_LAST_USED] = _now()
+            if lane.held is not None:
+                lane.held[0].connection.info[_LAST_USED] = _now()
                 if lane.retired:  # ``stop`` came while the batch ran
                     _release(lane, discard=True)
 
