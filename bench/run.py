@@ -471,6 +471,61 @@ def checkpoint_note(run: Run) -> str:
     )
 
 
+class PostgresWaits:
+    """What the store database's client backends are doing while a run goes on, sampled every
+    ``interval`` seconds from ``pg_stat_activity``: running (``CPU``), waiting on an event
+    PostgreSQL names (``WALSync``: the WAL's flush at a commit; ``WALWrite``; a lock...), or
+    idle inside a transaction (``uprof``: the batch's jobs run in this process between its
+    statements). A p99 that the throughput does not explain is then set beside what the
+    server's backends waited on (docs/performance.md, "Round 27"). One small query a sample:
+    at the default 20 ms, ~50 a second, against thousands of uprof's."""
+
+    def __init__(self, database_url: str, interval: float = 0.02) -> None:
+        self.database_url = database_url
+        self.interval = interval
+        self.counts: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    _QUERY = text(
+        "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event, 'CPU') ELSE 'uprof' END"
+        " FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        " AND state IN ('active', 'idle in transaction')"
+    )
+
+    def _run(self) -> None:
+        # The figures are a note: a run without them is still a run.
+        with (
+            contextlib.suppress(Exception),
+            store_engine(self.database_url) as engine,
+            engine.connect() as conn,
+        ):
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            while not self._stop.wait(self.interval):
+                for (what,) in conn.execute(self._QUERY):
+                    self.counts[what] = self.counts.get(what, 0) + 1
+
+    def __enter__(self) -> PostgresWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def waits_note(run: Run, top: int = 4) -> str:
+    """The shares of what uprof's PostgreSQL backends were seen doing during a run."""
+    counts: dict[str, int] = run.extra.get("pg_waits", {})
+    total = sum(counts.values())
+    if not total:
+        return ""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{what} {n / total:.0%}" for what, n in ranked[:top])
+    return f"   (uprof's PostgreSQL backends, {total:,} samples while busy: {shown})"
+
+
 def postgres_processes() -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["name"]):
@@ -592,7 +647,8 @@ def measure(
     if profile_to is not None:
         recorder = server_profile.start(server.process.pid, seconds, profile_to)
     t0 = time.monotonic()
-    with Sampler(server) as sampler:
+    waits = PostgresWaits(database_url) if postgres and server.name == "uprof" else None
+    with Sampler(server) as sampler, waits or contextlib.nullcontext():
         result, _ = wrk(
             server.url,
             scenario,
@@ -621,6 +677,8 @@ def measure(
     if checkpoints_before is not None and checkpoints_after is not None:
         extra["pg_checkpoints_begun"] = checkpoints_after[0] - checkpoints_before[0]
         extra["pg_checkpoint_buffers"] = checkpoints_after[1] - checkpoints_before[1]
+    if waits is not None:
+        extra["pg_waits"] = dict(waits.counts)
     if scenario == "list":
         extra.update(pages=result["pages"], walks=result["walks"])
     if recorder is not None and profile_to is not None:
@@ -1360,9 +1418,9 @@ def main(
                                     f"   (uprof's run read {refaults:,} evicted pages back "
                                     "from disk: the store did not stay in the page cache)"
                                 )
-                            note = checkpoint_note(row.uprof)
-                            if note:
-                                click.echo(note)
+                            for note in (checkpoint_note(row.uprof), waits_note(row.uprof)):
+                                if note:
+                                    click.echo(note)
                             if py_spy:
                                 name = f"{backend}-{size_label(n)}-w{w}-{scenario}.folded"
                                 sampled = measure(

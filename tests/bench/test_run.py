@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import mmap
 import subprocess
+import threading
+import time
 
 import psutil  # type: ignore[import-untyped]
 import pytest
@@ -13,6 +15,7 @@ from bench.load import store_engine
 from bench.run import (
     HEADER,
     POSTGRES_SETTINGS,
+    PostgresWaits,
     Row,
     Run,
     backend_lines,
@@ -25,6 +28,7 @@ from bench.run import (
     postgres_settings_line,
     scaled,
     scaling_lines,
+    waits_note,
 )
 from sqlalchemy import text
 
@@ -249,3 +253,48 @@ def test_a_process_that_is_gone_counts_no_faults() -> None:
     gone = psutil.Process(child.pid)
     child.wait()
     assert page_faults([gone]) == (0, 0)
+
+
+def test_what_the_stores_backends_wait_on_is_sampled(postgres_url: str) -> None:
+    # One backend waits for an advisory lock another holds, a third sits inside a transaction
+    # (as a batch's does while its jobs run in uprof): the sampler sees each as such.
+    with (
+        store_engine(postgres_url) as engine,
+        engine.connect() as holder,
+        engine.connect() as idle,
+    ):
+        holder.execute(text("SELECT pg_advisory_lock(4242)"))
+        idle.execute(text("SELECT 1"))  # autobegun: idle in transaction from here on
+
+        def wait_for_the_lock() -> None:
+            with engine.connect() as waiter:
+                waiter.execute(text("SELECT pg_advisory_lock(4242)"))
+                waiter.execute(text("SELECT pg_advisory_unlock(4242)"))
+
+        blocked = threading.Thread(target=wait_for_the_lock)
+        blocked.start()
+        try:
+            with PostgresWaits(postgres_url, interval=0.01) as waits:
+                time.sleep(0.5)
+        finally:
+            holder.execute(text("SELECT pg_advisory_unlock(4242)"))
+            blocked.join(timeout=10)
+    assert waits.counts.get("advisory", 0) >= 10
+    assert waits.counts.get("uprof", 0) >= 10
+    assert set(waits.counts) <= {"advisory", "uprof", "CPU", "ClientRead"}
+
+
+def test_the_waits_note_ranks_what_the_backends_did() -> None:
+    run = _run("uprof", 6_000)
+    assert waits_note(run) == ""
+    run.extra["pg_waits"] = {"CPU": 30, "WALSync": 55, "uprof": 10, "WALWrite": 4, "Lock": 1}
+    assert waits_note(run) == (
+        "   (uprof's PostgreSQL backends, 100 samples while busy: "
+        "WALSync 55%, CPU 30%, uprof 10%, WALWrite 4%)"
+    )
+
+
+def test_no_waits_without_postgresql() -> None:
+    with PostgresWaits("postgresql+psycopg://nobody@127.0.0.1:1/none", interval=0.01) as waits:
+        time.sleep(0.05)
+    assert waits.counts == {}
