@@ -8,7 +8,7 @@ one dictionary probe or a compiled pattern per route, calls the endpoint directl
 ``ApiRequest``, and does what the middleware and exception handlers do for those routes, in
 place: the ``request-id`` header, an ``ApiError`` as the API's envelope, anything else as the
 500 envelope. Its responses are written together with the others of their loop pass
-(``uprof.http.clusters``).
+(``uprof.http.clusters``), each in one write to its socket (``uprof.http.whole``).
 
 Everything it does not match exactly, a method a route does not have (405), an unknown path
 (404), a trailing slash, ``HEAD``, a ``root_path``, lifespan, goes on to the Starlette app
@@ -32,6 +32,7 @@ from uprof.http.middleware import send_internal_error
 from uprof.http.rendered import RenderedViews
 from uprof.http.request import ApiRequest
 from uprof.http.routes import ApiRoute
+from uprof.http.whole import hold_writes
 from uprof.service.container import Services
 
 log = logging.getLogger("uprof.http")
@@ -108,12 +109,21 @@ class ApiDispatch:
             response = await route.endpoint(request)
         except ApiError as err:
             await self._clusters.turn()
-            # carries request-id itself
-            await error_response(err, request_id)(scope, receive, send)
+            held = hold_writes(send)
+            try:  # carries request-id itself
+                await error_response(err, request_id)(scope, receive, send)
+            finally:
+                if held is not None:
+                    held.release()
             return
         except Exception:
             log.exception("unhandled error in request %s", request_id)
             await send_internal_error(send, request_id)
             return
         await self._clusters.turn()
-        await response.send(send, request_id)
+        held = hold_writes(send)
+        try:
+            await response.send(send, request_id)
+        finally:
+            if held is not None:
+                held.release()
