@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -299,7 +299,26 @@ def server_env(extra: dict[str, str] | None = None, *, src: Path | None = None) 
 # --- measuring -----------------------------------------------------------------------------------
 
 
-class Sampler:
+class _Background:
+    """A thread that samples something from ``with`` to the end of the block."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Sampler(_Background):
     """Samples the server's process tree (RSS summed over the supervisor and its workers) and the
     CPU time of the server, wrk and PostgreSQL while a scenario runs."""
 
@@ -312,8 +331,7 @@ class Sampler:
         self.samples: list[tuple[float, int]] = []
         # (seconds, private bytes): RSS without the file pages mapped into the process
         self.private: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def rss(self) -> tuple[int, int]:
         """RSS summed over the tree, and its private part (RssAnon + RssShmem: what the
@@ -336,14 +354,6 @@ class Sampler:
                 with contextlib.suppress(OSError):
                     self.wal_peak = max(self.wal_peak, self.wal.stat().st_size)
             self._stop.wait(self.interval)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     @property
     def peak(self) -> int:
@@ -471,7 +481,7 @@ def checkpoint_note(run: Run) -> str:
     )
 
 
-class PostgresWaits:
+class PostgresWaits(_Background):
     """What the store database's client backends are doing while a run goes on, sampled every
     ``interval`` seconds from ``pg_stat_activity``: running (``CPU``), waiting on an event
     PostgreSQL names (``WALSync``: the WAL's flush at a commit; ``WALWrite``; a lock...), or
@@ -484,8 +494,7 @@ class PostgresWaits:
         self.database_url = database_url
         self.interval = interval
         self.counts: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     _QUERY = text(
         "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event, 'CPU') ELSE 'uprof' END"
@@ -505,14 +514,6 @@ class PostgresWaits:
             while not self._stop.wait(self.interval):
                 for (what,) in conn.execute(self._QUERY):
                     self.counts[what] = self.counts.get(what, 0) + 1
-
-    def __enter__(self) -> PostgresWaits:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def waits_note(run: Run, top: int = 4) -> str:
