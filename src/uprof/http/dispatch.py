@@ -32,7 +32,7 @@ from uprof.http.middleware import send_internal_error
 from uprof.http.rendered import RenderedViews
 from uprof.http.request import ApiRequest
 from uprof.http.routes import ApiRoute
-from uprof.http.whole import hold_writes
+from uprof.http.whole import send_whole
 from uprof.service.container import Services
 
 log = logging.getLogger("uprof.http")
@@ -109,21 +109,12 @@ class ApiDispatch:
             response = await route.endpoint(request)
         except ApiError as err:
             await self._clusters.turn()
-            held = hold_writes(send)
-            try:  # carries request-id itself
-                await error_response(err, request_id)(scope, receive, send)
-            finally:
-                if held is not None:
-                    held.release()
+            # carries request-id itself
+            await send_whole(send, error_response(err, request_id)(scope, receive, send))
             return
         except Exception:
             log.exception("unhandled error in request %s", request_id)
             await send_internal_error(send, request_id)
             return
         await self._clusters.turn()
-        held = hold_writes(send)
-        try:
-            await response.send(send, request_id)
-        finally:
-            if held is not None:
-                held.release()
+        await send_whole(send, response.send(send, request_id))

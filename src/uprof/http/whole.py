@@ -21,6 +21,7 @@ hold, and gives up holding before anything that must come after the held bytes (
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 
@@ -80,3 +81,14 @@ def hold_writes(send: Any) -> HeldWrites | None:
     held = HeldWrites(cycle, transport)
     cycle.transport = held
     return held
+
+
+async def send_whole(send: Any, sending: Awaitable[None]) -> None:
+    """Await ``sending`` (a response being sent through ``send``) with its connection's writes
+    held, and write them as one when it ends, however it ends."""
+    held = hold_writes(send)
+    try:
+        await sending
+    finally:
+        if held is not None:
+            held.release()
