@@ -40,7 +40,7 @@ if __package__ in (None, ""):
 import click
 import httpx
 import psutil  # type: ignore[import-untyped]
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from bench import server_profile
 from bench.common import (
@@ -172,19 +172,46 @@ def _prewarm_postgres(database_url: str) -> None:
     """The same for a PostgreSQL store: its backends read what their shared buffers (128 MiB by
     default) do not hold with pread() from the OS cache, which no process maps, so the guest
     takes it back as it takes a SQLite store's unmapped pages. ``pg_prewarm`` (PostgreSQL's
-    contrib) reads the profiles' table and its indexes into the OS cache."""
+    contrib) reads the profiles' table and its indexes into the OS cache, then into the
+    server's shared buffers as many of them, smallest first, as nine tenths of the buffers
+    hold: a server up a while holds there what it reads (they are shared memory, which the
+    guest leaves alone), and a fresh one would otherwise spend its first runs filling them
+    (docs/performance.md, "Round 28")."""
     with (
         store_engine(database_url) as engine,
         engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
     ):
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-        conn.execute(
+        relations = conn.execute(
             text(
-                "SELECT pg_prewarm(oid, 'read') FROM pg_class"
+                "SELECT oid, pg_relation_size(oid) FROM pg_class"
                 " WHERE oid = 'user_profiles'::regclass OR oid IN"
                 " (SELECT indexrelid FROM pg_index WHERE indrelid = 'user_profiles'::regclass)"
+                " ORDER BY 2"
             )
-        )
+        ).all()
+        buffers = conn.execute(
+            text("SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'")
+        ).scalar_one()
+        warm = text("SELECT pg_prewarm(CAST(:oid AS oid)::regclass, CAST(:mode AS text))")
+        for oid, _size in relations:
+            conn.execute(warm, {"oid": oid, "mode": "read"})
+        for oid in buffered_relations([(int(o), int(size)) for o, size in relations], buffers):
+            conn.execute(warm, {"oid": oid, "mode": "buffer"})
+
+
+def buffered_relations(relations: list[tuple[int, int]], shared_buffers: int) -> list[int]:
+    """Which of ``relations`` (oid, bytes) to read into shared buffers of ``shared_buffers``
+    bytes: the smallest first, while together they fill at most nine tenths (the rest stays
+    for what the server itself needs there)."""
+    chosen: list[int] = []
+    room = shared_buffers * 9 // 10
+    for oid, size in sorted(relations, key=lambda r: r[1]):
+        if size > room:
+            break
+        chosen.append(oid)
+        room -= size
+    return chosen
 
 
 def free_port() -> int:
@@ -440,12 +467,19 @@ def postgres_checkpoints(database_url: str) -> tuple[int, int] | None:
 POSTGRES_SETTINGS = (
     "server_version",
     "shared_buffers",
+    "huge_pages",
     "max_wal_size",
     "checkpoint_timeout",
     "wal_compression",
     "wal_init_zero",
     "synchronous_commit",
 )
+
+
+def is_local(database_url: str) -> bool:
+    """Whether the database's server runs on this machine (its figures beside this machine's)."""
+    host = make_url(database_url).host
+    return host in (None, "", "localhost", "127.0.0.1", "::1") or str(host).startswith("/")
 
 
 def postgres_settings(database_url: str) -> dict[str, str] | None:
@@ -463,10 +497,35 @@ def postgres_settings(database_url: str) -> dict[str, str] | None:
         return None
 
 
-def postgres_settings_line(settings: dict[str, str]) -> str:
+def postgres_settings_line(settings: dict[str, str], huge: str | None = None) -> str:
     version = settings.get("server_version", "?").split(" ")[0]
     rest = ", ".join(f"{k} {v}" for k, v in settings.items() if k != "server_version")
-    return f"postgres: {version}; {rest}"
+    return f"postgres: {version}; {rest}" + (f" ({huge})" if huge else "")
+
+
+def huge_pages(meminfo: str | None = None) -> str | None:
+    """This machine's huge pages, as a note beside a local PostgreSQL's settings: with
+    ``huge_pages = try`` (the default) the server maps its shared buffers on them only if the
+    kernel has enough set aside (``vm.nr_hugepages``), and PostgreSQL 15 does not say which it
+    did. Held is in use or reserved: the server reserves its whole segment when it starts."""
+    if meminfo is None:
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+        except OSError:
+            return None
+    fields: dict[str, int] = {}
+    for line in meminfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.startswith("HugePages_") or name == "Hugepagesize":
+            fields[name] = int(value.split()[0])
+    total = fields.get("HugePages_Total")
+    if total is None:
+        return None
+    if total == 0:
+        return "this machine: no huge pages set aside"
+    held = total - fields.get("HugePages_Free", 0) + fields.get("HugePages_Rsvd", 0)
+    size = fields.get("Hugepagesize", 0) // 1024
+    return f"this machine: {total:,} huge pages of {size} MiB, {held:,} held"
 
 
 def checkpoint_note(run: Run) -> str:
@@ -1339,7 +1398,10 @@ def main(
                 found = postgres_settings(loaded.database_url)
                 if found is not None:
                     info["postgres"] = found
-                    click.echo(postgres_settings_line(found))
+                    huge = huge_pages() if is_local(loaded.database_url) else None
+                    if huge:
+                        info["huge_pages"] = huge
+                    click.echo(postgres_settings_line(found, huge))
 
     rows: list[Row] = []
     pinnings: dict[int, str] = {}

@@ -18,9 +18,13 @@ from bench.run import (
     PostgresWaits,
     Row,
     Run,
+    _prewarm_postgres,
     backend_lines,
+    buffered_relations,
     checkpoint_note,
     format_row,
+    huge_pages,
+    is_local,
     p99_lines,
     page_faults,
     postgres_checkpoints,
@@ -159,6 +163,73 @@ def test_a_checkpoint_during_a_run_is_noted(postgres_url: str) -> None:
 def test_no_checkpoint_figures_without_postgresql() -> None:
     assert postgres_checkpoints("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
     assert postgres_settings("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
+
+
+def test_the_relations_read_into_shared_buffers_are_the_smallest_that_fit() -> None:
+    mib = 1 << 20
+    relations = [(1, 700 * mib), (2, 40 * mib), (3, 90 * mib), (4, 30 * mib)]
+    # 128 MiB of buffers: nine tenths is 115 MiB, 30 + 40 fit, 90 more does not.
+    assert buffered_relations(relations, 128 * mib) == [4, 2]
+    assert buffered_relations(relations, 1024 * mib) == [4, 2, 3, 1]
+    assert buffered_relations(relations, 16 * mib) == []
+
+
+def test_the_prewarm_reads_the_store_into_the_servers_buffers(postgres_url: str) -> None:
+    from uprof.store.database import open_database
+    from uprof.store.migrate import migrate
+
+    database = open_database(postgres_url)
+    try:
+        migrate(database)
+    finally:
+        database.close()
+    with store_engine(postgres_url) as engine, engine.begin() as conn:
+        conn.execute(text("INSERT INTO organizations VALUES ('org_prewarm', 'org_prewarm', 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO user_profiles (id, org_id, created_at, doc)"
+                " SELECT 'uprof_' || n, 'org_prewarm', n, repeat('x', 500)"
+                " FROM generate_series(1, 2000) n"
+            )
+        )
+
+    def buffer_reads() -> int:
+        # Reads through the buffer manager, hits or misses: 'read' mode bypasses it.
+        with store_engine(postgres_url) as engine, engine.connect() as conn:
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT heap_blks_read + heap_blks_hit FROM pg_statio_user_tables"
+                        " WHERE relname = 'user_profiles'"
+                    )
+                ).scalar_one()
+            )
+
+    with store_engine(postgres_url) as engine, engine.connect() as conn:
+        blocks = conn.execute(text("SELECT pg_relation_size('user_profiles') / 8192")).scalar_one()
+    before = buffer_reads()
+    _prewarm_postgres(postgres_url)
+    deadline = time.monotonic() + 5  # a closed backend's statistics reach the server at exit
+    while buffer_reads() - before < blocks and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert blocks > 100 and buffer_reads() - before >= blocks
+
+
+def test_this_machines_huge_pages_are_noted_beside_a_local_servers_settings() -> None:
+    meminfo = (
+        "MemTotal:       24000000 kB\nHugePages_Total:    5400\nHugePages_Free:     5286\n"
+        "HugePages_Rsvd:     5130\nHugePages_Surp:        0\nHugepagesize:       2048 kB\n"
+    )
+    assert huge_pages(meminfo) == "this machine: 5,400 huge pages of 2 MiB, 5,244 held"
+    none_set = meminfo.replace("5400", "0").replace("5286", "0").replace("5130", "0")
+    assert huge_pages(none_set) == "this machine: no huge pages set aside"
+    assert huge_pages("MemTotal: 1 kB\n") is None
+    line = postgres_settings_line({"server_version": "15.2", "huge_pages": "try"}, "x")
+    assert line == "postgres: 15.2; huge_pages try (x)"
+    assert is_local("postgresql+psycopg://postgres@127.0.0.1:5432/db")
+    assert is_local("postgresql:///db?host=/var/run/postgresql")
+    assert not is_local("postgresql://db.internal:5432/db")
 
 
 def test_the_servers_write_settings_are_printed_with_the_figures(postgres_url: str) -> None:
