@@ -172,9 +172,9 @@ def _prewarm_postgres(database_url: str) -> None:
     """The same for a PostgreSQL store: its backends read what their shared buffers (128 MiB by
     default) do not hold with pread() from the OS cache, which no process maps, so the guest
     takes it back as it takes a SQLite store's unmapped pages. ``pg_prewarm`` (PostgreSQL's
-    contrib) reads the profiles' table and its indexes into the OS cache, then into the
-    server's shared buffers as many of them, smallest first, as nine tenths of the buffers
-    hold: a server up a while holds there what it reads (they are shared memory, which the
+    contrib) reads into the server's shared buffers as many of the profiles' table and its
+    indexes, smallest first, as nine tenths of the buffers hold, and the rest into the OS
+    cache: a server up a while holds in its buffers what it reads (shared memory, which the
     guest leaves alone), and a fresh one would otherwise spend its first runs filling them
     (docs/performance.md, "Round 28")."""
     with (
@@ -194,10 +194,10 @@ def _prewarm_postgres(database_url: str) -> None:
             text("SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'")
         ).scalar_one()
         warm = text("SELECT pg_prewarm(CAST(:oid AS oid)::regclass, CAST(:mode AS text))")
+        # Reading into the buffers goes through the OS cache as well.
+        buffered = buffered_relations([(int(o), int(size)) for o, size in relations], buffers)
         for oid, _size in relations:
-            conn.execute(warm, {"oid": oid, "mode": "read"})
-        for oid in buffered_relations([(int(o), int(size)) for o, size in relations], buffers):
-            conn.execute(warm, {"oid": oid, "mode": "buffer"})
+            conn.execute(warm, {"oid": oid, "mode": "buffer" if oid in buffered else "read"})
 
 
 def buffered_relations(relations: list[tuple[int, int]], shared_buffers: int) -> list[int]:
@@ -461,14 +461,17 @@ def postgres_checkpoints(database_url: str) -> tuple[int, int] | None:
         return None
 
 
-# The PostgreSQL server's settings that its write figures depend on (docs/performance.md,
-# rounds 16 and 25): how often a checkpoint begins under steady writes (max_wal_size,
-# checkpoint_timeout) and what a new WAL segment costs the commit that needs it (wal_init_zero).
+# The PostgreSQL server's settings that its figures depend on (docs/performance.md, rounds 16,
+# 25 and 28): what its buffers hold and on what pages (shared_buffers, huge_pages), how often a
+# checkpoint begins under steady writes (max_wal_size, checkpoint_timeout), and whether a commit
+# waits for a new WAL segment to be written full of zeros (min_wal_size keeps freed ones for
+# reuse; wal_init_zero).
 POSTGRES_SETTINGS = (
     "server_version",
     "shared_buffers",
     "huge_pages",
     "max_wal_size",
+    "min_wal_size",
     "checkpoint_timeout",
     "wal_compression",
     "wal_init_zero",
