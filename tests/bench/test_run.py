@@ -208,12 +208,18 @@ def test_the_prewarm_reads_the_store_into_the_servers_buffers(postgres_url: str)
 
     with store_engine(postgres_url) as engine, engine.connect() as conn:
         blocks = conn.execute(text("SELECT pg_relation_size('user_profiles') / 8192")).scalar_one()
-    before = buffer_reads()
-    _prewarm_postgres(postgres_url)
-    deadline = time.monotonic() + 5  # a closed backend's statistics reach the server at exit
-    while buffer_reads() - before < blocks and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert blocks > 100 and buffer_reads() - before >= blocks
+    try:
+        before = buffer_reads()
+        _prewarm_postgres(postgres_url)
+        deadline = time.monotonic() + 5  # a closed backend's statistics reach the server at exit
+        while buffer_reads() - before < blocks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert blocks > 100 and buffer_reads() - before >= blocks
+    finally:
+        # The session's database is shared with the API tests: leave no organization behind.
+        with store_engine(postgres_url) as engine, engine.begin() as conn:
+            conn.execute(text("DELETE FROM user_profiles WHERE org_id = 'org_prewarm'"))
+            conn.execute(text("DELETE FROM organizations WHERE id = 'org_prewarm'"))
 
 
 def test_this_machines_huge_pages_are_noted_beside_a_local_servers_settings() -> None:
