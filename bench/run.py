@@ -182,7 +182,7 @@ def _prewarm_postgres(database_url: str) -> None:
         engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
     ):
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-        relations = conn.execute(
+        rows = conn.execute(
             text(
                 "SELECT oid, pg_relation_size(oid) FROM pg_class"
                 " WHERE oid = 'user_profiles'::regclass OR oid IN"
@@ -193,9 +193,10 @@ def _prewarm_postgres(database_url: str) -> None:
         buffers = conn.execute(
             text("SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'")
         ).scalar_one()
+        relations = [(int(oid), int(size)) for oid, size in rows]
+        buffered = set(buffered_relations(relations, int(buffers)))
         warm = text("SELECT pg_prewarm(CAST(:oid AS oid)::regclass, CAST(:mode AS text))")
         # Reading into the buffers goes through the OS cache as well.
-        buffered = buffered_relations([(int(o), int(size)) for o, size in relations], buffers)
         for oid, _size in relations:
             conn.execute(warm, {"oid": oid, "mode": "buffer" if oid in buffered else "read"})
 
