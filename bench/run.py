@@ -320,8 +320,93 @@ def server_env(extra: dict[str, str] | None = None, *, src: Path | None = None) 
     env["PYTHONPATH"] = os.pathsep.join([str(src or UPROF_SRC), str(ROOT)])
     env["UPROF_BOOTSTRAP_API_KEY"] = BENCH_KEY
     env["UPROF_NATIVE"] = "require" if native_build(src) is not None else "off"
+    # uprof logs each write batch that keeps its writes waiting longer than the p99 target
+    # (``slow_writes``); through the environment, which sources older than the setting ignore.
+    env["UPROF_SLOW_WRITE_MS"] = str(int(TARGET_P99_MS))
     env.update(extra or {})
     return env
+
+
+_SLOW_LINE = re.compile(
+    r"slow write batch: ([\d.]+) ms, \d+ writes? \((.*?)\)"
+    r"(?:; (\d+) more since the last line, the longest ([\d.]+) ms)?$"
+)
+
+
+def slow_writes(log_text: str) -> dict[str, Any]:
+    """The write batches over the threshold that uprof logged (``uprof serve --slow-write-ms``):
+    how many, the longest, and what its line said its time went to."""
+    batches, longest, parts = 0, 0.0, ""
+    for line in log_text.splitlines():
+        found = _SLOW_LINE.search(line)
+        if found is None:
+            continue
+        ms, what, more, more_longest = found.groups()
+        batches += 1 + int(more or 0)
+        if float(ms) > longest:
+            longest, parts = float(ms), what
+        if more_longest and float(more_longest) > longest:
+            longest, parts = float(more_longest), ""
+    return {"batches": batches, "longest_ms": longest, "longest_parts": parts}
+
+
+def slow_writes_note(run: Run) -> str:
+    """The write batches of uprof's run that took longer than the p99 target, if any."""
+    found = run.extra.get("slow_writes") or {}
+    if not found.get("batches"):
+        return ""
+    parts = f": {found['longest_parts']}" if found.get("longest_parts") else ""
+    return (
+        f"   (uprof's log: {found['batches']} write batch(es) over {TARGET_P99_MS:.0f} ms, "
+        f"the longest {found['longest_ms']:.1f} ms{parts})"
+    )
+
+
+def disk_sync_probe(directory: Path, seconds: float = 5.0) -> dict[str, Any]:
+    """What the disk under ``directory`` takes to sync a write: 8-KiB writes into a 16-MiB file,
+    each followed by ``fdatasync``, for ``seconds``, with nothing else running (a COMMIT that
+    syncs does the same). The figures that bound the writes' p99 on this machine."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f".sync-probe-{os.getpid()}"
+    size, block = 16 << 20, b"\0" * 8192
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        took: list[float] = []
+        offset = 0
+        end = time.monotonic() + seconds
+        while True:
+            t = time.monotonic()
+            if t >= end:
+                break
+            os.pwrite(fd, block, offset)
+            os.fdatasync(fd)
+            took.append(time.monotonic() - t)
+            offset = (offset + len(block)) % size
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    took.sort()
+    n = len(took)
+    return {
+        "directory": str(directory),
+        "seconds": seconds,
+        "syncs": n,
+        "p50_ms": round(took[n // 2] * 1000, 3) if n else 0.0,
+        "p99_ms": round(took[min(n - 1, n * 99 // 100)] * 1000, 3) if n else 0.0,
+        "max_ms": round(took[-1] * 1000, 1) if n else 0.0,
+        "over_target": sum(1 for t in took if t * 1000 > TARGET_P99_MS),
+    }
+
+
+def disk_line(probe: dict[str, Any]) -> str:
+    return (
+        f"disk: 8-KiB writes each synced (fdatasync) in {probe['directory']}, "
+        f"{probe['seconds']:g} s with nothing else running: {probe['syncs']:,} syncs, "
+        f"p50 {probe['p50_ms']:.2f} ms, p99 {probe['p99_ms']:.2f}, max {probe['max_ms']:.1f}; "
+        f"{probe['over_target']} over {TARGET_P99_MS:.0f} ms"
+    )
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -710,6 +795,7 @@ def measure(
     recorder = None
     if profile_to is not None:
         recorder = server_profile.start(server.process.pid, seconds, profile_to)
+    log_offset = server.log_path.stat().st_size if server.log_path.exists() else 0
     t0 = time.monotonic()
     waits = PostgresWaits(database_url) if postgres and server.name == "uprof" else None
     with Sampler(server) as sampler, waits or contextlib.nullcontext():
@@ -743,6 +829,10 @@ def measure(
         extra["pg_checkpoint_buffers"] = checkpoints_after[1] - checkpoints_before[1]
     if waits is not None:
         extra["pg_waits"] = dict(waits.counts)
+    if server.name == "uprof" and server.log_path.exists():
+        with open(server.log_path, "rb") as log:
+            log.seek(log_offset)
+            extra["slow_writes"] = slow_writes(log.read().decode(errors="replace"))
     if scenario == "list":
         extra.update(pages=result["pages"], walks=result["walks"])
     if recorder is not None and profile_to is not None:
@@ -1018,6 +1108,12 @@ def p99_lines(rows: list[Row]) -> list[str]:
                 f"the throughput's (tail {r.tail:.2f}x the baseline's shape; 10 ms needs "
                 f"ratio >= {r.p99_needs_ratio:.2f} at the baseline's p99 of "
                 f"{r.p99_needs_ratio * TARGET_P99_MS:.2f} ms)"
+            )
+        slow = r.uprof.extra.get("slow_writes") or {}
+        if slow.get("batches"):
+            why += (
+                f"; {slow['batches']} write batch(es) over {TARGET_P99_MS:.0f} ms in uprof's "
+                f"log, the longest {slow['longest_ms']:.1f} ms"
             )
         out.append(f"{where} {r.uprof.p99_ms:6.2f} ms: {why}")
     return out
@@ -1383,6 +1479,8 @@ def main(
         f"Linux {info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}, {info['wrk']}"
     )
     click.echo(f"uprof: native request path {info['native']}")
+    info["disk_sync"] = disk_sync_probe(data_dir)
+    click.echo(disk_line(info["disk_sync"]))
     click.echo(
         f"load: wrk, 1 thread, {connections} connections, {seconds}s per run, {repeat} run(s) "
         f"per scenario and target; SQLite synchronous={sqlite_synchronous}"
@@ -1485,7 +1583,11 @@ def main(
                                     f"   (uprof's run read {refaults:,} evicted pages back "
                                     "from disk: the store did not stay in the page cache)"
                                 )
-                            for note in (checkpoint_note(row.uprof), waits_note(row.uprof)):
+                            for note in (
+                                checkpoint_note(row.uprof),
+                                waits_note(row.uprof),
+                                slow_writes_note(row.uprof),
+                            ):
                                 if note:
                                     click.echo(note)
                             if py_spy:

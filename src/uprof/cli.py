@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from uprof.config import MAX_MIB, MAX_PG_BUSY_POLL_US, Settings, settings_from_env
+from uprof.config import (
+    MAX_MIB,
+    MAX_PG_BUSY_POLL_US,
+    MAX_SLOW_WRITE_MS,
+    Settings,
+    settings_from_env,
+)
 
 if TYPE_CHECKING:
     from uprof.service.keys import KeyService
@@ -89,6 +95,13 @@ def main() -> None:
         "[default: 2000 with more CPUs than workers, else 0]"
     ),
 )
+@click.option(
+    "--slow-write-ms",
+    type=click.IntRange(0, MAX_SLOW_WRITE_MS),
+    default=None,
+    help="Log each write batch that takes longer than this, and where its time went (0: none).  "
+    "[default: 100]",
+)
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 def serve(
     host: str | None,
@@ -101,6 +114,7 @@ def serve(
     sqlite_wal_limit_mib: int | None,
     render_cache_mib: int | None,
     pg_busy_poll_us: int | None,
+    slow_write_ms: int | None,
     access_log: bool,
 ) -> None:
     """Serve the API (migrates the database first)."""
@@ -117,6 +131,7 @@ def serve(
         sqlite_wal_limit_mib=sqlite_wal_limit_mib,
         render_cache_mib=render_cache_mib,
         pg_busy_poll_us=pg_busy_poll_us,
+        slow_write_ms=slow_write_ms,
     )
     _prepare(settings)
     # Workers are separate processes: they read the same settings from the environment.
@@ -131,6 +146,7 @@ def serve(
             "UPROF_SQLITE_WAL_LIMIT_MIB": str(settings.sqlite_wal_limit_mib),
             "UPROF_RENDER_CACHE_MIB": str(settings.render_cache_mib),
             "UPROF_PG_BUSY_POLL_US": str(settings.pg_busy_poll_us),
+            "UPROF_SLOW_WRITE_MS": str(settings.slow_write_ms),
         }
     )
     click.echo(f"uprof: serving {settings.base_url} on {_describe(settings.database_url)}")

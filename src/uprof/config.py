@@ -20,6 +20,10 @@ DEFAULT_RENDER_CACHE_MIB = 16
 # may be set to (a second).
 DEFAULT_PG_BUSY_POLL_US = 2000
 MAX_PG_BUSY_POLL_US = 1_000_000
+# A write batch that takes longer than this (ms) is logged, with where its time went
+# (uprof.store.database.SlowWrites; 0: never), and the longest that may be set (an hour).
+DEFAULT_SLOW_WRITE_MS = 100
+MAX_SLOW_WRITE_MS = 3_600_000
 # The largest size a setting in MiB takes (1 TiB), and the settings that are such sizes, each
 # with its smallest value.
 MAX_MIB = 1 << 20
@@ -52,6 +56,8 @@ class Settings:
     render_cache_mib: int = DEFAULT_RENDER_CACHE_MIB
     # How long the loop polls for PostgreSQL's answers instead of sleeping, in us (0: never).
     pg_busy_poll_us: int = DEFAULT_PG_BUSY_POLL_US
+    # Write batches slower than this many ms are logged (0: none).
+    slow_write_ms: int = DEFAULT_SLOW_WRITE_MS
     bootstrap_api_key: str | None = None
     max_request_bytes: int = MAX_REQUEST_BYTES
 
@@ -102,6 +108,7 @@ def settings_from_env(**overrides: object) -> Settings:
         ),
         # None: not set, chosen below by the workers and the machine's CPUs
         "pg_busy_poll_us": _int(env, "UPROF_PG_BUSY_POLL_US", None),
+        "slow_write_ms": _int(env, "UPROF_SLOW_WRITE_MS", DEFAULT_SLOW_WRITE_MS),
         "bootstrap_api_key": env.get("UPROF_BOOTSTRAP_API_KEY") or None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -116,6 +123,8 @@ def settings_from_env(**overrides: object) -> Settings:
         )
     if not 0 <= int(busy_poll) <= MAX_PG_BUSY_POLL_US:  # type: ignore[call-overload]
         raise ValueError(f"UPROF_PG_BUSY_POLL_US must be from 0 to {MAX_PG_BUSY_POLL_US} (us)")
+    if not 0 <= int(values["slow_write_ms"]) <= MAX_SLOW_WRITE_MS:  # type: ignore[call-overload]
+        raise ValueError(f"UPROF_SLOW_WRITE_MS must be from 0 to {MAX_SLOW_WRITE_MS} (ms)")
     if values["sqlite_synchronous"] not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError("UPROF_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     return Settings(**values)  # type: ignore[arg-type]

@@ -3,10 +3,13 @@ rounds' ratios (what a host that changes speed between rounds cannot move)."""
 
 from __future__ import annotations
 
+import io
+import logging
 import mmap
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 import pytest
@@ -22,6 +25,8 @@ from bench.run import (
     backend_lines,
     buffered_relations,
     checkpoint_note,
+    disk_line,
+    disk_sync_probe,
     format_row,
     huge_pages,
     is_local,
@@ -32,9 +37,14 @@ from bench.run import (
     postgres_settings_line,
     scaled,
     scaling_lines,
+    server_env,
+    slow_writes,
+    slow_writes_note,
     waits_note,
 )
 from sqlalchemy import text
+
+from uprof.store.database import SlowWrites
 
 
 def _run(target: str, rps: float) -> Run:
@@ -375,3 +385,75 @@ def test_no_waits_without_postgresql() -> None:
     with PostgresWaits("postgresql+psycopg://nobody@127.0.0.1:1/none", interval=0.01) as waits:
         time.sleep(0.05)
     assert waits.counts == {}
+
+
+def _logged_by_uprof(*batches: tuple[float, int, str], per_second: int = 10) -> str:
+    """What uprof's own ``SlowWrites`` writes to its log for ``batches`` (seconds, writes,
+    parts), within one second, with unrelated lines around them."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("uprof.store")
+    logger.addHandler(handler)
+    try:
+        slow = SlowWrites(0.01, per_second=per_second, clock=lambda: 5.0)
+        out.write("INFO:     Started server process [1]\n")
+        for seconds, writes, parts in batches:
+            slow.report(seconds, writes, lambda parts=parts: parts)  # type: ignore[misc]
+        later = SlowWrites(0.01, clock=lambda: 9.0)
+        later._unlogged, later._unlogged_longest = slow._unlogged, slow._unlogged_longest
+        later.report(0.012, 1, lambda: "COMMIT 11.0 ms")  # the next second's first line
+        out.write("INFO:     Shutting down\n")
+    finally:
+        logger.removeHandler(handler)
+    return out.getvalue()
+
+
+def test_the_slow_write_batches_uprof_logged_are_counted() -> None:
+    text_ = _logged_by_uprof(
+        (0.0613, 23, "the write lock 0.0 ms, the jobs 1.1 ms, COMMIT 60.1 ms"),
+        (0.0205, 9, "its statements and COMMIT on PostgreSQL"),
+    )
+    assert slow_writes(text_) == {
+        "batches": 3,
+        "longest_ms": 61.3,
+        "longest_parts": "the write lock 0.0 ms, the jobs 1.1 ms, COMMIT 60.1 ms",
+    }
+    # Past the lines of a second: the ones held back are counted from the next line.
+    held = _logged_by_uprof(
+        (0.020, 2, "a"), (0.090, 2, "b"), (0.030, 2, "c"), (0.040, 2, "d"), per_second=1
+    )
+    assert slow_writes(held) == {"batches": 5, "longest_ms": 90.0, "longest_parts": ""}
+    assert slow_writes("INFO:     Started\nnothing slow here\n") == {
+        "batches": 0,
+        "longest_ms": 0.0,
+        "longest_parts": "",
+    }
+
+
+def test_a_runs_slow_write_batches_are_noted_and_set_beside_its_p99() -> None:
+    row = _one_round("sqlite", 1_000_000, "update", (34_000, 3.6), (9_000, 24.0))
+    assert slow_writes_note(row.uprof) == ""
+    row.uprof.extra["slow_writes"] = slow_writes(
+        _logged_by_uprof((0.0613, 23, "the write lock 0.0 ms, the jobs 1.1 ms, COMMIT 60.1 ms"))
+    )
+    assert slow_writes_note(row.uprof) == (
+        "   (uprof's log: 2 write batch(es) over 10 ms, the longest 61.3 ms: "
+        "the write lock 0.0 ms, the jobs 1.1 ms, COMMIT 60.1 ms)"
+    )
+    (line,) = p99_lines([row])
+    assert line.endswith("; 2 write batch(es) over 10 ms in uprof's log, the longest 61.3 ms")
+
+
+def test_uprof_is_served_with_the_p99_target_as_its_slow_write_threshold() -> None:
+    assert server_env()["UPROF_SLOW_WRITE_MS"] == "10"
+
+
+def test_the_disk_probe_times_synced_writes_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    probe = disk_sync_probe(tmp_path / "data", seconds=0.3)
+    assert probe["syncs"] > 10
+    assert 0 < probe["p50_ms"] <= probe["p99_ms"] <= probe["max_ms"]
+    assert 0 <= probe["over_target"] <= probe["syncs"]
+    assert list((tmp_path / "data").iterdir()) == []
+    line = disk_line(probe)
+    assert line.startswith("disk: 8-KiB writes each synced (fdatasync) in ")
+    assert f"{probe['syncs']:,} syncs" in line

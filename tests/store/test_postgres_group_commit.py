@@ -93,6 +93,45 @@ def test_the_writes_of_one_moment_share_one_transaction(pg: tuple[PostgresDataba
     assert len(set(rows.values())) == 1, "one transaction id for the whole batch"
 
 
+def test_a_slow_batch_is_logged(postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A batch whose statements or COMMIT keep its writes waiting past the threshold (here
+    PostgreSQL sleeping in one of them, as a WAL flush that stalls) is logged."""
+    import logging
+
+    from uprof.config import Settings
+    from uprof.store.database import open_store
+
+    database = open_store(Settings(database_url=postgres_url, slow_write_ms=150))
+    assert isinstance(database, PostgresDatabase)
+    runner = _LOOPS[id(database)] = asyncio.Runner()
+    try:
+
+        def sleeps(conn: Connection) -> str:
+            conn.execute(text("SELECT pg_sleep(0.3)"))
+            return "slept"
+
+        with caplog.at_level(logging.WARNING, logger="uprof"):
+            assert _together(database, _noop, _noop) == ["ok", "ok"]
+            assert not [r for r in caplog.records if "slow write" in r.getMessage()]
+            assert _together(database, sleeps, _noop) == ["slept", "ok"]
+        lines = [r.getMessage() for r in caplog.records if "slow write" in r.getMessage()]
+        assert len(lines) == 1, lines
+        found = re.fullmatch(
+            r"slow write batch: ([\d.]+) ms, 2 writes \(its statements and COMMIT on PostgreSQL\)",
+            lines[0],
+        )
+        assert found and float(found.group(1)) >= 300, lines[0]
+    finally:
+        runner.run(database.stop())
+        runner.close()
+        del _LOOPS[id(database)]
+        database.close()
+
+
+def _noop(conn: Connection) -> str:
+    return "ok"
+
+
 def test_jobs_of_one_batch_fail_alone(pg: tuple[PostgresDatabase, str]) -> None:
     db, table = pg
     db.write_sync(_put(table, "taken"))

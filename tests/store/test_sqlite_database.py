@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -270,6 +271,16 @@ def test_a_store_opened_from_settings_takes_every_store_setting(tmp_path: Path) 
         assert pragma("synchronous") == 1  # NORMAL
         assert pragma("mmap_size") == 8 * 2**20
         assert pragma("journal_size_limit") == 3 * 2**20
+        assert isinstance(database, SqliteDatabase)
+        assert database._slow.threshold == 0.1  # the default, 100 ms
+    finally:
+        database.close()
+    database = open_store(
+        Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", slow_write_ms=250)
+    )
+    try:
+        assert isinstance(database, SqliteDatabase)
+        assert database._slow.threshold == 0.25
     finally:
         database.close()
 
@@ -287,6 +298,55 @@ def test_the_wal_limit_setting_is_checked() -> None:
     with pytest.MonkeyPatch.context() as m:
         m.setenv("UPROF_SQLITE_WAL_LIMIT_MIB", "16")
         assert settings_from_env().sqlite_wal_limit_mib == 16
+
+
+def test_the_slow_write_setting_is_checked() -> None:
+    from uprof.config import settings_from_env
+
+    for bad in ("-1", "lots", "3600001"):
+        with pytest.MonkeyPatch.context() as m:
+            m.setenv("UPROF_SLOW_WRITE_MS", bad)
+            with pytest.raises(ValueError, match="UPROF_SLOW_WRITE_MS"):
+                settings_from_env()
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("UPROF_SLOW_WRITE_MS", "0")
+        assert settings_from_env().slow_write_ms == 0
+        m.delenv("UPROF_SLOW_WRITE_MS")
+        assert settings_from_env().slow_write_ms == 100
+
+
+def test_a_batch_whose_commit_is_slow_is_logged_with_where_its_time_went(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write waits for its batch's COMMIT, and a COMMIT that syncs waits for the disk: the
+    operator is told how long, for how many writes, and which part took it."""
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 's.sqlite'}", slow_write=0.15)
+    try:
+        database.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE t (k TEXT, v TEXT)"))
+        with caplog.at_level(logging.WARNING, logger="uprof"):
+            asyncio.run(_together(database, *(_put(f"a{i}") for i in range(3))))
+        assert not [r for r in caplog.records if "slow write" in r.getMessage()]
+        commit = database._commit
+
+        def stalled_commit(conn: Connection) -> None:
+            time.sleep(0.3)  # as a disk whose sync stalls
+            commit(conn)
+
+        monkeypatch.setattr(database, "_commit", stalled_commit)
+        with caplog.at_level(logging.WARNING, logger="uprof"):
+            asyncio.run(_together(database, *(_put(f"b{i}") for i in range(3))))
+        lines = [r.getMessage() for r in caplog.records if "slow write" in r.getMessage()]
+        assert len(lines) == 1, lines
+        found = re.fullmatch(
+            r"slow write batch: ([\d.]+) ms, 3 writes \(the write lock ([\d.]+) ms, "
+            r"the jobs ([\d.]+) ms, COMMIT ([\d.]+) ms\)",
+            lines[0],
+        )
+        assert found, lines[0]
+        total, lock, jobs, commit_ms = map(float, found.groups())
+        assert commit_ms >= 300 and total >= commit_ms and lock + jobs < 100
+    finally:
+        database.close()
 
 
 def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:

@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from uprof.config import DEFAULT_PG_BUSY_POLL_US, DEFAULT_SQLITE_WAL_LIMIT_MIB, Settings
+from uprof.config import (
+    DEFAULT_PG_BUSY_POLL_US,
+    DEFAULT_SLOW_WRITE_MS,
+    DEFAULT_SQLITE_WAL_LIMIT_MIB,
+    Settings,
+)
 from uprof.domain.errors import ApiError, Overloaded
 from uprof.store.compiled import Query
 
@@ -67,6 +73,61 @@ def settle(outcomes: Iterable[tuple[asyncio.Future[Any], Any, BaseException | No
             future.set_result(result)
 
 
+class SlowWrites:
+    """Logs the write batches that took longer than ``threshold`` seconds (0: none).
+
+    A write is acknowledged only once its batch has committed, so a batch's time is what each
+    of its writes waited beyond its own work, and what the writes queued behind it waited too.
+    A batch that takes long is nearly always its COMMIT waiting for the disk's sync (or
+    PostgreSQL's WAL flush): a line says how long, how many writes waited, and where the time
+    went (``parts``). At most ``per_second`` lines a second; the batches past that are counted
+    into the next line, so a disk that stalls over and over cannot flood the log."""
+
+    def __init__(
+        self,
+        threshold: float,
+        *,
+        per_second: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self._per_second = per_second
+        self._clock = clock
+        self._second = float("-inf")  # when the current second of lines began
+        self._lines = 0  # lines logged in it
+        self._unlogged = 0  # slow batches not logged since the last line, and the longest
+        self._unlogged_longest = 0.0
+
+    def report(self, seconds: float, writes: int, parts: Callable[[], str]) -> None:
+        """Note a batch of ``writes`` that took ``seconds``; ``parts`` describes its time and
+        is called only for a batch that is logged."""
+        if self.threshold <= 0 or seconds < self.threshold:
+            return
+        now = self._clock()
+        if now - self._second >= 1:
+            self._second, self._lines = now, 0
+        if self._lines >= self._per_second:
+            self._unlogged += 1
+            self._unlogged_longest = max(self._unlogged_longest, seconds)
+            return
+        self._lines += 1
+        more = ""
+        if self._unlogged:
+            more = (
+                f"; {self._unlogged} more since the last line, "
+                f"the longest {self._unlogged_longest * 1000:.1f} ms"
+            )
+            self._unlogged, self._unlogged_longest = 0, 0.0
+        log.warning(
+            "slow write batch: %.1f ms, %d write%s (%s)%s",
+            seconds * 1000,
+            writes,
+            "" if writes == 1 else "s",
+            parts(),
+            more,
+        )
+
+
 def spawn(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], tasks: set[Any]
 ) -> asyncio.Task[None]:
@@ -99,6 +160,7 @@ def open_database(
     sqlite_mmap_mib: int = 0,
     sqlite_wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB,
     pg_busy_poll_us: int = DEFAULT_PG_BUSY_POLL_US,
+    slow_write_ms: int = DEFAULT_SLOW_WRITE_MS,
 ) -> Database:
     from uprof.store.postgres import PostgresDatabase
     from uprof.store.sqlite import SqliteDatabase
@@ -110,9 +172,12 @@ def open_database(
             synchronous=sqlite_synchronous,
             mmap_mib=sqlite_mmap_mib,
             wal_limit_mib=sqlite_wal_limit_mib,
+            slow_write=slow_write_ms / 1000,
         )
     if url.startswith("postgresql"):
-        return PostgresDatabase(url, busy_poll=pg_busy_poll_us / 1e6)
+        return PostgresDatabase(
+            url, busy_poll=pg_busy_poll_us / 1e6, slow_write=slow_write_ms / 1000
+        )
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
 
@@ -125,4 +190,5 @@ def open_store(settings: Settings) -> Database:
         sqlite_mmap_mib=settings.sqlite_mmap_mib,
         sqlite_wal_limit_mib=settings.sqlite_wal_limit_mib,
         pg_busy_poll_us=settings.pg_busy_poll_us,
+        slow_write_ms=settings.slow_write_ms,
     )

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import await_, greenlet_spawn
 
+from uprof.config import DEFAULT_SLOW_WRITE_MS
 from uprof.store.compiled import Query, deferred_sql, deferring
-from uprof.store.database import normalize_url, settle, spawn
+from uprof.store.database import SlowWrites, normalize_url, settle, spawn
 from uprof.store.database import storage_error as _storage_error
 from uprof.store.pgcoalesce import BUSY_POLL, CoalescedReads
 from uprof.store.pgreads import (
@@ -38,6 +39,12 @@ from uprof.store.pgreads import (
 from uprof.store.profiles import lock_profiles
 
 T = TypeVar("T")
+
+
+def _postgres_parts() -> str:
+    return "its statements and COMMIT on PostgreSQL"
+
+
 _MAX_BATCH = 512
 _LANES = 2  # fewer batches, larger ones: see ``write``
 _RETRIES = 3
@@ -401,8 +408,10 @@ class PostgresDatabase:
         pool_size: int = 10,
         query_pool_size: int = 8,
         busy_poll: float = BUSY_POLL,
+        slow_write: float = DEFAULT_SLOW_WRITE_MS / 1000,
     ):
         self.url = normalize_url(url)
+        self._slow = SlowWrites(slow_write)
         self._pool_size = pool_size
         self._query_pool_size = query_pool_size
         self._query_pool_of: tuple[asyncio.AbstractEventLoop, AsyncConnectionPool] | None = None
@@ -534,6 +543,7 @@ class PostgresDatabase:
     async def _commit_batch(
         self, loop: asyncio.AbstractEventLoop, lane: _Lane, batch: list[Any]
     ) -> None:
+        started = time.monotonic()
         try:
             try:
                 # One greenlet a batch: its jobs, on the lane's connection (checked out
@@ -545,6 +555,9 @@ class PostgresDatabase:
                     [fn for fn, _, _ in batch],
                     [key for _, _, key in batch if key is not None],
                 )
+                # Its statements and COMMIT, waited for on the loop (PostgreSQL's locks and
+                # WAL flush, and the loop's other work while they were out).
+                self._slow.report(time.monotonic() - started, len(batch), _postgres_parts)
             except Exception as e:
                 failure = _storage_error(e) if _is_storage_error(e) else e
                 outcomes = [(None, failure)] * len(batch)

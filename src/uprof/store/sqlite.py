@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from uprof.config import DEFAULT_SQLITE_WAL_LIMIT_MIB
+from uprof.config import DEFAULT_SLOW_WRITE_MS, DEFAULT_SQLITE_WAL_LIMIT_MIB
 from uprof.store import sqlite_driver as driver
 from uprof.store.compiled import Query
-from uprof.store.database import log, settle, spawn, sqlite_path
+from uprof.store.database import SlowWrites, log, settle, spawn, sqlite_path
 from uprof.store.database import storage_error as _storage_error
 from uprof.store.turnstile import Turnstile
 
@@ -47,6 +47,7 @@ class SqliteDatabase:
         busy_timeout_ms: int = 10_000,
         mmap_mib: int = 0,
         wal_limit_mib: int = DEFAULT_SQLITE_WAL_LIMIT_MIB,
+        slow_write: float = DEFAULT_SLOW_WRITE_MS / 1000,
     ):
         path = sqlite_path(url)
         # The database file (None in memory): the catch-up syncs it (``_copy_back``).
@@ -83,6 +84,7 @@ class SqliteDatabase:
         self._local = threading.local()
         self._queues: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         self._flushers: set[asyncio.Task[None]] = set()
+        self._slow = SlowWrites(slow_write)
 
     def _engine(self, poolclass: Any, *, begin: str | None) -> Engine:
         engine = create_engine(
@@ -291,6 +293,7 @@ class SqliteDatabase:
         conn.connection.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[Any]) -> None:
+        started = time.monotonic()
         try:
             # Usually free (one process, one loop): taken here without a thread hop.
             conn = self._begin(wait=False) or await loop.run_in_executor(None, self._begin, True)
@@ -301,6 +304,7 @@ class SqliteDatabase:
             return
         raw = conn.connection.driver_connection
         try:
+            locked = time.monotonic()
             outcomes = self._run_jobs(conn, raw, batch, savepoints=False)
             if outcomes is None:
                 # A job failed after it had changed rows: undo the whole batch and run it again,
@@ -310,10 +314,21 @@ class SqliteDatabase:
                 raw.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
                 outcomes = self._run_jobs(conn, raw, batch, savepoints=True)
                 assert outcomes is not None
+            ran = time.monotonic()
             if self._commit_syncs:
                 await loop.run_in_executor(None, self._commit, conn)  # fsync: off the loop
             else:
                 self._commit(conn)  # appends to the WAL, no fsync: cheaper than a thread hop
+            committed = time.monotonic()
+            self._slow.report(
+                committed - started,
+                len(batch),
+                lambda: (
+                    f"the write lock {(locked - started) * 1000:.1f} ms, "
+                    f"the jobs {(ran - locked) * 1000:.1f} ms, "
+                    f"COMMIT {(committed - ran) * 1000:.1f} ms"
+                ),
+            )
         except BaseException as e:
             with contextlib.suppress(Exception):
                 raw.execute("ROLLBACK")  # type: ignore[union-attr]
