@@ -9,6 +9,7 @@ import re
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,6 +131,51 @@ def test_a_slow_batch_is_logged(postgres_url: str, caplog: pytest.LogCaptureFixt
 
 def _noop(conn: Connection) -> str:
     return "ok"
+
+
+def _key_of_lane(lane: int) -> str:
+    """A profile id whose writes go into ``lane`` (the lanes hash their keys)."""
+    return next(
+        k
+        for k in (f"up_lane{i}" for i in itertools.count())
+        if zlib.crc32(k.encode()) % postgres._LANES == lane
+    )
+
+
+def test_a_write_without_a_key_goes_out_with_the_first_batch_to_start(
+    pg: tuple[PostgresDatabase, str],
+) -> None:
+    """Writes without a key (new profiles) wait in one queue that the first lane free takes,
+    not behind a lane chosen when they arrived: with both lanes running, a create waited for
+    the first lane's batch however long that took, while the other lane sat idle."""
+    db, table = pg
+
+    def sleeping(seconds: float, k: str):  # type: ignore[no-untyped-def]
+        def work(conn: Connection) -> str:
+            conn.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+            return _put(table, k)(conn)  # type: ignore[no-any-return]
+
+        return work
+
+    async def main() -> dict[str, float]:
+        loop = asyncio.get_running_loop()
+        done: dict[str, float] = {}
+
+        async def timed(name: str, write: Any) -> None:
+            await write
+            done[name] = loop.time()
+
+        slow = asyncio.ensure_future(timed("slow", db.write(sleeping(0.8, "s"), _key_of_lane(0))))
+        fast = asyncio.ensure_future(timed("fast", db.write(sleeping(0.1, "f"), _key_of_lane(1))))
+        await asyncio.sleep(0.05)  # both lanes' batches are running
+        await timed("keyless", db.write(_put(table, "n")))
+        await asyncio.gather(slow, fast)
+        return done
+
+    done = _LOOPS[id(db)].run(main())
+    assert done["fast"] <= done["keyless"] < done["slow"] - 0.3, done
+    rows = _rows(db, table)
+    assert rows["n"] != rows["s"]  # it went out in a batch of the lane that was free first
 
 
 def test_jobs_of_one_batch_fail_alone(pg: tuple[PostgresDatabase, str]) -> None:

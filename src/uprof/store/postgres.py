@@ -144,15 +144,21 @@ async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(_SESSION_SETUP)
 
 
+_Write = tuple[Callable[[Connection], Any], asyncio.Future[Any], str | None]
+
+
 class _Lane:
     """Writes waiting for the next batch of one lane, whether its batch is running, and the
     connection its batches run on with its quoting (``held``), kept from one batch to the
     next."""
 
-    __slots__ = ("held", "queue", "retired", "running", "scheduled")
+    __slots__ = ("held", "queue", "retired", "running", "scheduled", "shared")
 
-    def __init__(self) -> None:
-        self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any], str | None]] = []
+    def __init__(self, shared: list[_Write]) -> None:
+        self.queue: list[_Write] = []
+        # The writes without a key waiting, shared by the loop's lanes: the next batch to
+        # start takes them (see ``PostgresDatabase.write``).
+        self.shared = shared
         self.running = False
         self.scheduled = False
         self.held: tuple[Connection, _Literals] | None = None
@@ -498,8 +504,12 @@ class PostgresDatabase:
     # profile) and every write of one key goes into the same lane: two batches of this process
     # never wait for each other's row locks, and so never deadlock each other (measured on a
     # store of 1,000 profiles, batches free to lock the same rows waited up to the 1 s deadlock
-    # timeout). A write without a key (a new profile) joins the writes waiting in a lane whose
-    # batch is not running, so that the keyless writes of one moment still share one batch.
+    # timeout). Writes without a key (new profiles) wait in one queue the lanes share, taken
+    # by the next batch to start: a lane idle at the end of the iteration, or else the first
+    # to finish. Until round 29 each went into a lane chosen as it arrived, with both lanes
+    # running the first one, so a create could wait for that lane's batch while the other
+    # finished and sat idle: one queue served create 1.09x at 1M, its p99 10.8 -> 10.0 ms in
+    # alternating runs (docs/performance.md, "Round 29").
     # Two lanes: one batch's round trips overlap the other's, and each batch carries as many
     # writes as it can. Measured in alternating pairs at 64 connections (round 13): update
     # +17% at 1M and +26% at 1k against four lanes, create the same; one lane cost create 8%
@@ -515,28 +525,41 @@ class PostgresDatabase:
         loop = asyncio.get_running_loop()
         lanes = self._lanes.get(loop)
         if lanes is None:
-            lanes = self._lanes[loop] = [_Lane() for _ in range(_LANES)]
-        if key is None:  # a lane not committing, with the most writes waiting: they share it
-            lane = min(lanes, key=lambda lane: (lane.running, -len(lane.queue)))
+            shared: list[_Write] = []
+            lanes = self._lanes[loop] = [_Lane(shared) for _ in range(_LANES)]
+        future: asyncio.Future[T] = loop.create_future()
+        if key is None:
+            # Into the lanes' shared queue, which the next batch to start takes: a lane that is
+            # idle at the end of this iteration, or else the first to finish its batch.
+            lanes[0].shared.append((fn, future, key))
+            for lane in lanes:
+                if lane.scheduled:
+                    break
+                if not lane.running:
+                    self._schedule(loop, lane)
+                    break
         else:
             lane = lanes[zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LANES]
-        future: asyncio.Future[T] = loop.create_future()
-        lane.queue.append((fn, future, key))
-        self._schedule(loop, lane)
+            lane.queue.append((fn, future, key))
+            self._schedule(loop, lane)
         return await future
 
     def _schedule(self, loop: asyncio.AbstractEventLoop, lane: _Lane) -> None:
         # At the end of this iteration, so that the writes it makes share the batch.
-        if lane.queue and not lane.scheduled and not lane.running:
+        if (lane.queue or lane.shared) and not lane.scheduled and not lane.running:
             lane.scheduled = True
             loop.call_soon(self._start_batch, loop, lane)
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop, lane: _Lane) -> None:
         lane.scheduled = False
-        if not lane.queue or lane.running:
+        if not (lane.queue or lane.shared) or lane.running:
             return
         batch = lane.queue[:_MAX_BATCH]
         del lane.queue[:_MAX_BATCH]
+        if len(batch) < _MAX_BATCH and lane.shared:
+            room = _MAX_BATCH - len(batch)
+            batch += lane.shared[:room]
+            del lane.shared[:room]
         lane.running = True
         spawn(loop, self._commit_batch(loop, lane, batch), self._tasks)
 
