@@ -39,12 +39,6 @@ from uprof.store.pgreads import (
 from uprof.store.profiles import lock_profiles
 
 T = TypeVar("T")
-
-
-def _postgres_parts() -> str:
-    return "its statements and COMMIT on PostgreSQL"
-
-
 _MAX_BATCH = 512
 _LANES = 2  # fewer batches, larger ones: see ``write``
 _RETRIES = 3
@@ -145,6 +139,11 @@ async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 _Write = tuple[Callable[[Connection], Any], asyncio.Future[Any], str | None]
+
+
+def _postgres_parts() -> str:
+    """Where a slow batch's time went (``SlowWrites``): one wait on the loop covers it all."""
+    return "its statements and COMMIT on PostgreSQL"
 
 
 class _Lane:
