@@ -376,10 +376,7 @@ def disk_sync_probe(directory: Path, seconds: float = 5.0) -> dict[str, Any]:
         took: list[float] = []
         offset = 0
         end = time.monotonic() + seconds
-        while True:
-            t = time.monotonic()
-            if t >= end:
-                break
+        while (t := time.monotonic()) < end:
             os.pwrite(fd, block, offset)
             os.fdatasync(fd)
             took.append(time.monotonic() - t)

@@ -9,7 +9,6 @@ import re
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,9 +135,7 @@ def _noop(conn: Connection) -> str:
 def _key_of_lane(lane: int) -> str:
     """A profile id whose writes go into ``lane`` (the lanes hash their keys)."""
     return next(
-        k
-        for k in (f"up_lane{i}" for i in itertools.count())
-        if zlib.crc32(k.encode()) % postgres._LANES == lane
+        k for k in (f"up_lane{i}" for i in itertools.count()) if postgres.lane_of(k) == lane
     )
 
 

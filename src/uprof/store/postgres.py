@@ -141,6 +141,11 @@ async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
 _Write = tuple[Callable[[Connection], Any], asyncio.Future[Any], str | None]
 
 
+def lane_of(key: str) -> int:
+    """The lane every write of the profile ``key`` goes into (``PostgresDatabase.write``)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LANES
+
+
 def _postgres_parts() -> str:
     """Where a slow batch's time went (``SlowWrites``): one wait on the loop covers it all."""
     return "its statements and COMMIT on PostgreSQL"
@@ -538,7 +543,7 @@ class PostgresDatabase:
                     self._schedule(loop, lane)
                     break
         else:
-            lane = lanes[zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LANES]
+            lane = lanes[lane_of(key)]
             lane.queue.append((fn, future, key))
             self._schedule(loop, lane)
         return await future
