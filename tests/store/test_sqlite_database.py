@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -463,6 +464,77 @@ def test_the_catch_up_syncs_the_file_before_it_holds_writes_back(
         monkeypatch.undo()
         database.close()
     assert events == ["fsync of the database file", "batch lock"]
+
+
+_TABLE = "CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)"
+# SQLite's shared lock on a database file: the range past its pending and reserved bytes.
+_SHARED_FIRST, _SHARED_SIZE = 0x40000000 + 2, 510
+
+
+def _in_another_process(code: str) -> str:
+    """Run ``code`` in a new Python process with the standard library's sqlite3; its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX record locks")
+def test_syncing_the_file_keeps_the_stores_lock_on_it(tmp_path: Path) -> None:
+    """In WAL mode every connection holds a shared lock on the database file while it is
+    open; SQLite takes the exclusive lock to tell that the last user is leaving. The catch-up
+    syncs the file (``_sync_file``): through a descriptor opened and closed for it, that
+    close dropped every lock the process held on the file."""
+    path = tmp_path / "l.sqlite"
+    database = SqliteDatabase(f"sqlite:///{path}", synchronous="FULL")
+    probe = (
+        "import fcntl, os\n"
+        f"fd = os.open({str(path)!r}, os.O_RDWR)\n"
+        "try:\n"
+        f"    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, {_SHARED_SIZE}, {_SHARED_FIRST})\n"
+        "    print('taken')\n"
+        "except OSError:\n"
+        "    print('refused')\n"
+    )
+    try:
+        database.write_sync(lambda c: c.exec_driver_sql(_TABLE))
+        assert asyncio.run(_together(database, _put("k"))) == ["k"]
+        assert _in_another_process(probe) == "refused"
+        database._sync_file()
+        database._sync_file()
+        assert _in_another_process(probe) == "refused"
+    finally:
+        database.close()
+    assert _in_another_process(probe) == "taken"  # closed, the store holds nothing
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX record locks")
+def test_a_write_after_a_catch_up_survives_another_process_using_the_store(
+    tmp_path: Path,
+) -> None:
+    """An operator's command or a backup opens the store beside the server and closes it.
+    SQLite (3.40, the standard library's here) deletes the WAL on a close that can take the
+    exclusive lock; after a catch-up had dropped the server's lock, it could, and the server
+    went on writing into the deleted file: a write acknowledged after that was missing for
+    every other process, and lost at a restart."""
+    path = tmp_path / "o.sqlite"
+    database = SqliteDatabase(f"sqlite:///{path}", synchronous="FULL")
+    other = (
+        "import sqlite3\n"
+        f"c = sqlite3.connect({str(path)!r})\n"
+        "print(','.join(sorted(r[0] for r in c.execute('SELECT k FROM t'))))\n"
+        "c.close()\n"
+    )
+    try:
+        database.write_sync(lambda c: c.exec_driver_sql(_TABLE))
+        assert asyncio.run(_together(database, _put("before"))) == ["before"]
+        database._catch_up()
+        assert _in_another_process(other) == "before"
+        assert Path(f"{path}-wal").exists()
+        assert asyncio.run(_together(database, _put("after"))) == ["after"]
+        assert _in_another_process(other) == "after,before"
+    finally:
+        database.close()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="threads have their own priority on Linux")

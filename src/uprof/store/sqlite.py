@@ -54,6 +54,10 @@ class SqliteDatabase:
         self._file = path if path is not None and str(path) not in ("", ":memory:") else None
         if self._file is not None:
             self._file.parent.mkdir(parents=True, exist_ok=True)
+        # The descriptor the catch-up syncs the database file through, opened once and closed
+        # with the store (``_sync_file``).
+        self._file_fd: int | None = None
+        self._file_fd_lock = threading.Lock()
         self.url = url
         self._synchronous = synchronous
         # In WAL mode only FULL and EXTRA sync the WAL at every COMMIT.
@@ -400,14 +404,24 @@ class SqliteDatabase:
                 self._batch_lock.release()
 
     def _sync_file(self) -> None:
-        """fsync the database file (nothing to sync in memory)."""
+        """fsync the database file (nothing to sync in memory).
+
+        Through one descriptor kept open until the store closes: closing a descriptor drops
+        every POSIX lock the process holds on the file, whichever descriptor took it, and in
+        WAL mode each SQLite connection holds a shared lock on the database file for as long
+        as it is open. Without it, another process that opened and closed the store took the
+        exclusive lock on its way out, judged itself the last user and deleted the WAL and
+        its index under this server (SQLite 3.40, Debian's library): the writes acknowledged
+        after that went to a file no other process could see, lost at a restart
+        (docs/decisions.md O28)."""
         if self._file is None:
             return
-        fd = os.open(self._file, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with self._file_fd_lock:
+            if self._closed:
+                return
+            if self._file_fd is None:
+                self._file_fd = os.open(self._file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            os.fsync(self._file_fd)
 
     @staticmethod
     def _run_jobs(
@@ -460,6 +474,11 @@ class SqliteDatabase:
         self.engine.dispose()
         self._write_engine.dispose()
         self._batch_engine.dispose()
+        # Last: closing it drops this process's locks on the file (``_sync_file``).
+        with self._file_fd_lock:
+            fd, self._file_fd = self._file_fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def _began(raw: Any) -> bool:
