@@ -472,7 +472,8 @@ _SHARED_FIRST, _SHARED_SIZE = 0x40000000 + 2, 510
 
 
 def _in_another_process(code: str) -> str:
-    """Run ``code`` in a new Python process with the standard library's sqlite3; its output."""
+    """Run ``code`` in a new Python process (whose ``sqlite3`` is the standard library's, not
+    the store's library); what it printed."""
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
