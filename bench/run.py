@@ -1001,6 +1001,19 @@ def _flat_verdict(flat: bool) -> str:
     return _color("flat", GREEN) if flat else _color("NOT flat", RED)
 
 
+def soak_memory_note(backend: str, result: dict[str, Any]) -> str | None:
+    """What a SQLite soak's RSS counts when it drifted and its private memory did not: the
+    store's pages each connection has mapped, which SQLite unmaps at every read snapshot that
+    begins after a commit and maps again as reads touch them (docs/performance.md "Round 31")."""
+    if backend != "sqlite" or result["flat"] or not result["private_flat"]:
+        return None
+    return (
+        "   (its RSS counts the store's pages SQLite's connections have mapped: SQLite drops a "
+        "mapping at each read snapshot after a commit and maps it again, so RSS rises and falls "
+        "with the reads; what the server itself holds is the private part)"
+    )
+
+
 def format_row(row: Row) -> str:
     u = row.uprof
     cpu = "/".join(f"{u.cpu.get(k, 0):.0f}" for k in ("server", "wrk", "postgres") if k in u.cpu)
@@ -1630,6 +1643,9 @@ def main(
                                     else ""
                                 )
                             )
+                            memory_note = soak_memory_note(backend, result)
+                            if memory_note is not None:
+                                click.echo(memory_note)
                     if do_crash_check and w == worker_counts[0] and n == ns[0]:
                         port = free_port()
                         cmd = uprof_cmd(

@@ -40,6 +40,7 @@ from bench.run import (
     server_env,
     slow_writes,
     slow_writes_note,
+    soak_memory_note,
     waits_note,
 )
 from sqlalchemy import text
@@ -457,3 +458,14 @@ def test_the_disk_probe_times_synced_writes_and_leaves_nothing_behind(tmp_path: 
     line = disk_line(probe)
     assert line.startswith("disk: 8-KiB writes each synced (fdatasync) in ")
     assert f"{probe['syncs']:,} syncs" in line
+
+
+def test_a_sqlite_soaks_rss_drift_with_flat_private_memory_is_explained() -> None:
+    soak = {"flat": False, "private_flat": True}
+    note = soak_memory_note("sqlite", soak)
+    assert note is not None and "read snapshot after a commit" in note
+    # nothing to explain when RSS is flat, when the private memory drifted too (a real leak
+    # must not be talked away), or on PostgreSQL (its server maps no store file)
+    assert soak_memory_note("sqlite", {"flat": True, "private_flat": True}) is None
+    assert soak_memory_note("sqlite", {"flat": False, "private_flat": False}) is None
+    assert soak_memory_note("postgres", soak) is None
