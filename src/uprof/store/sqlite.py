@@ -420,7 +420,8 @@ class SqliteDatabase:
             if self._closed:
                 return
             if self._file_fd is None:
-                self._file_fd = os.open(self._file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                # Not inherited by a child process: os.open makes it so itself (PEP 446).
+                self._file_fd = os.open(self._file, os.O_RDONLY)
             os.fsync(self._file_fd)
 
     @staticmethod
