@@ -1003,14 +1003,18 @@ def _flat_verdict(flat: bool) -> str:
 
 def soak_memory_note(backend: str, result: dict[str, Any]) -> str | None:
     """What a SQLite soak's RSS counts when it drifted and its private memory did not: the
-    store's pages each connection has mapped, which SQLite unmaps at every read snapshot that
-    begins after a commit and maps again as reads touch them (docs/performance.md "Round 31")."""
+    store's pages each connection has mapped. Most of them are the writers' connection's, whose
+    own commits never drop its mapping: it keeps every page the writes have read, and fills as
+    they reach more of the store, at the pace of the write rate. The reads' connection drops its
+    mapping at every snapshot that begins after a commit and holds a few MiB at a time
+    (docs/performance.md "Round 31", "Round 32")."""
     if backend != "sqlite" or result["flat"] or not result["private_flat"]:
         return None
     return (
-        "   (its RSS counts the store's pages SQLite's connections have mapped: SQLite drops a "
-        "mapping at each read snapshot after a commit and maps it again, so RSS rises and falls "
-        "with the reads; what the server itself holds is the private part)"
+        "   (its RSS counts the store's pages SQLite's connections have mapped, most of them the "
+        "writers' connection's, which fills with the pages the writes reach, at the pace of the "
+        "write rate; the reads' connection drops its mapping at each read snapshot after a "
+        "commit; what the server itself holds is the private part)"
     )
 
 
