@@ -9,10 +9,12 @@ import pytest
 
 from tests.api.test_transport import V0324, V0818, V0904, assert_error
 from tests.conftest import Api
+from uprof.domain.model import ListQuery
 from uprof.domain.requests import ProfileBody
 from uprof.domain.versions import GA
 from uprof.service.clock import ManualClock
 from uprof.service.container import Services
+from uprof.store import profiles as store
 
 COMMON = {"id", "type", "created_at", "updated_at", "metadata", "name"}
 SHAPES = {
@@ -358,3 +360,32 @@ def test_concurrent_updates_of_different_metadata_keys_all_survive(
     asyncio.run(hammer())
     metadata = api.get(created["id"]).json()["metadata"]
     assert metadata == {"base": "x", **{f"k{i}": str(i) for i in range(15)}}
+
+
+def test_the_same_page_asked_for_at_once_gives_every_caller_the_whole_page(
+    api: Api, services: Services
+) -> None:
+    # On PostgreSQL equal pages asked for together are read once (decisions O7): each caller
+    # still gets all of its rows and the cursor that the row past the limit gives it.
+    ids = [api.create({"name": f"p{i}"})["id"] for i in range(7)]
+    org_id = api.get(ids[0]).headers["anthropic-organization-id"]
+    query = ListQuery(limit=3)
+
+    async def walk_together() -> list[Any]:
+        first = await services.profiles.list(org_id, query, None)
+        second = await asyncio.gather(
+            *(services.profiles.list(org_id, query, first[1]) for _ in range(6))
+        )
+        try:
+            return [first, *second]
+        finally:
+            await services.db.stop()  # what the reads opened on this loop
+
+    first, *second = asyncio.run(walk_together())
+    newest = list(reversed(ids))
+    assert [store.text_of(t).decoded().id for t in first[0]] == newest[:3]
+    for rows, cursor in second:
+        assert [store.text_of(t).decoded().id for t in rows] == newest[3:6]
+        assert cursor is not None
+    after = api.list(limit=3, page=second[-1][1]).json()
+    assert [p["id"] for p in after["data"]] == newest[6:]

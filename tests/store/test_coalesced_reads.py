@@ -544,6 +544,53 @@ def test_many_pages_of_one_iteration_go_out_side_by_side(db: Database) -> None:
     assert most == 3  # all at once, each on a connection of its own
 
 
+def test_equal_pages_of_one_iteration_are_read_once_and_each_gets_a_list_of_its_own(
+    db: Database,
+) -> None:
+    made = _seed_for_pages(db)
+    ids = _expected(made[ORGS[0]], "created_at", False)
+    by_id = {p.id: p for p in made[ORGS[0]]}
+    after = [None, store.position_of(by_id[ids[9]], "created_at")]
+    # Ten callers walking in step: five ask for the first page, five for the page after the
+    # tenth profile (one of them of the other organization, whose page is its own).
+    queries = [
+        store.scan(ORGS[0], order_by="created_at", descending=False, after=after[i % 2], n=4)
+        for i in range(9)
+    ]
+    queries.append(
+        store.scan(ORGS[1], order_by="created_at", descending=False, after=after[1], n=4)
+    )
+    sizes: list[int] = []
+    if isinstance(db, PostgresDatabase):
+        fetch = db._fetch
+
+        async def watched(text: str, params: dict[str, Any]) -> list[Any]:
+            arrays = [v for v in params.values() if isinstance(v, list)]
+            sizes.append(len(arrays[0]) if arrays else 1)
+            return await fetch(text, params)
+
+        db._fetch = watched  # type: ignore[method-assign]
+
+    async def read_all() -> list[Any]:
+        return await asyncio.gather(*(db.query(q) for q in queries))
+
+    pages = _run(db, read_all())
+    for i, page in enumerate(pages):
+        got = [store.text_of(p).decoded().id for p in page]
+        if i == 9:
+            assert all(pid.startswith("uprof_pg_1_") for pid in got) and len(got) == 4
+        else:
+            assert got == (ids[:4] if i % 2 == 0 else ids[10:14])
+    # A caller cutting its page (as the service cuts the row past the limit) cuts only its own.
+    del pages[0][1:]
+    assert len(pages[2]) == 4 and len(pages[4]) == 4
+    assert len({id(page) for page in pages}) == len(pages)
+    if isinstance(db, PostgresDatabase):
+        # the first pages as one plain statement; the pages after a position (a variant of
+        # their own) as one of two distinct reads, not of five
+        assert sorted(sizes) == [1, 2], sizes
+
+
 def test_a_lone_page_uses_the_plain_statement(db: Database) -> None:
     if not isinstance(db, PostgresDatabase):
         pytest.skip("only PostgreSQL coalesces")

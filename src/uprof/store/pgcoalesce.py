@@ -6,8 +6,8 @@ this process's CPU, measured) than PostgreSQL spends answering it. The reads of 
 with a batch form that wait together (below: when they go out) go out as one statement:
 point reads (``Batch``) as one per group of equal parameters (the organization),
 ``key = ANY(keys)``, each getting the rows of its key; pages (``Lateral``) as one for all of
-them, each read's parameters a row of an unnested relation, each getting the rows of its
-ordinal.
+them, each distinct read's parameters a row of an unnested relation, each getting the rows of
+its ordinal. Equal reads are read once in both forms.
 
 When the reads go out is what sizes the statements. A read waits for the end of the loop pass
 after the one it was made in: the requests that one poll of the sockets hands the loop take
@@ -195,18 +195,33 @@ class CoalescedReads:
     async def _run_lateral(
         self, statement: Statement[Any], reads: list[tuple[dict[str, Any], asyncio.Future[Any]]]
     ) -> list[tuple[asyncio.Future[Any], Any]]:
-        if len(reads) == 1:  # the plain statement
-            params, future = reads[0]
+        batch = statement.batch
+        assert isinstance(batch, Lateral)
+        # Equal pages (clients walking the same pages, or polling the first) are read once, as
+        # equal point reads are: the same statement and snapshot would return the same rows.
+        distinct: dict[tuple[Any, ...], tuple[dict[str, Any], list[asyncio.Future[Any]]]] = {}
+        for params, future in reads:
+            key = tuple([params[name] for name in batch.params])
+            found = distinct.get(key)
+            if found is None:
+                distinct[key] = (params, [future])
+            else:
+                found[1].append(future)
+        pages = list(distinct.values())
+        if len(pages) == 1:  # the plain statement
+            params, futures = pages[0]
             rows = await self._fetch(*Query(statement, params).sql(self._dialect))
-            return [(future, statement.result(rows))]
+            return _each_own(statement, futures, rows)
         # Each chunk on a connection of its own, all at once.
         parts = await asyncio.gather(
-            *[self._run_pages(statement, chunk) for chunk in equal_chunks(reads, MAX_READS)]
+            *[self._run_pages(statement, chunk) for chunk in equal_chunks(pages, MAX_READS)]
         )
         return [answer for part in parts for answer in part]
 
     async def _run_pages(
-        self, statement: Statement[Any], chunk: list[tuple[dict[str, Any], asyncio.Future[Any]]]
+        self,
+        statement: Statement[Any],
+        chunk: list[tuple[dict[str, Any], list[asyncio.Future[Any]]]],
     ) -> list[tuple[asyncio.Future[Any], Any]]:
         batch = statement.batch
         assert isinstance(batch, Lateral)
@@ -216,8 +231,9 @@ class CoalescedReads:
         for row in await self._fetch(compiled.text, compiled.bind(arrays)):
             of_read[row[0] - 1].append(row[1:])
         return [
-            (future, statement.result(rows))
-            for (_, future), rows in zip(chunk, of_read, strict=True)
+            answer
+            for (_, futures), rows in zip(chunk, of_read, strict=True)
+            for answer in _each_own(statement, futures, rows)
         ]
 
     async def _run_batch(
@@ -244,6 +260,14 @@ class CoalescedReads:
                 for k in chunk:
                     results[k] = statement.result(of_key[k])
         return [(f, results[k]) for k, futures in by_key.items() for f in futures]
+
+
+def _each_own(
+    statement: Statement[Any], futures: list[asyncio.Future[Any]], rows: list[Any]
+) -> list[tuple[asyncio.Future[Any], Any]]:
+    """Each of the reads that asked for ``rows`` with a result of its own: a caller may change
+    the list it gets (the service cuts a page's row past the limit off)."""
+    return [(future, statement.result(rows)) for future in futures]
 
 
 async def _answer(
