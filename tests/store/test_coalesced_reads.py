@@ -591,6 +591,45 @@ def test_equal_pages_of_one_iteration_are_read_once_and_each_gets_a_list_of_its_
         assert sorted(sizes) == [1, 2], sizes
 
 
+def test_sqlite_reads_an_equal_page_once_per_snapshot_and_afresh_in_the_next(
+    db: Database,
+) -> None:
+    if isinstance(db, PostgresDatabase):
+        pytest.skip("SQLite's snapshot of an event-loop iteration")
+    made = _seed_for_pages(db)
+    ids = _expected(made[ORGS[0]], "created_at", True)
+    first = store.scan(ORGS[0], order_by="created_at", descending=True, after=None, n=3)
+    scans: list[str] = []
+
+    async def twice() -> tuple[list[Any], list[Any]]:
+        db._conn()  # type: ignore[attr-defined]  # the loop thread's read connection, traced
+        raw = db._local.raw  # type: ignore[attr-defined]
+        raw.set_trace_callback(lambda sql: scans.append(sql) if "LIMIT" in sql else None)
+        try:
+            together = await asyncio.gather(*(db.query(first) for _ in range(4)))
+            # A newer profile written between two iterations: the next one's page shows it.
+            newest = Profile(
+                id="uprof_pg_0_new",
+                org_id=ORGS[0],
+                created_at=from_us(9_000),
+                updated_at=from_us(9_000),
+                name="new",
+            )
+            await db.write(lambda conn: store.insert_many(conn, [newest]))
+            await _passes(2)
+            later = await db.query(first)
+            return together, later
+        finally:
+            raw.set_trace_callback(None)
+
+    together, later = _run(db, twice())
+    for page in together:
+        assert [store.text_of(p).decoded().id for p in page] == ids[:3]
+    assert len({id(page) for page in together}) == 4  # a list of its own each
+    assert len(scans) == 2, scans  # one for the four pages of one iteration, one after
+    assert [store.text_of(p).decoded().id for p in later] == ["uprof_pg_0_new", *ids[:2]]
+
+
 def test_a_lone_page_uses_the_plain_statement(db: Database) -> None:
     if not isinstance(db, PostgresDatabase):
         pytest.skip("only PostgreSQL coalesces")

@@ -17,7 +17,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from uprof.config import DEFAULT_SLOW_WRITE_MS, DEFAULT_SQLITE_WAL_LIMIT_MIB
 from uprof.store import sqlite_driver as driver
-from uprof.store.compiled import Query
+from uprof.store.compiled import Lateral, Query
 from uprof.store.database import SlowWrites, log, settle, spawn, sqlite_path
 from uprof.store.database import storage_error as _storage_error
 from uprof.store.turnstile import Turnstile
@@ -136,6 +136,7 @@ class SqliteDatabase:
             # One cursor for every read statement of this thread: a cursor per statement is
             # an allocation per point read.
             self._local.cursor = raw.cursor()  # type: ignore[union-attr]
+            self._local.pages = {}  # the pages read in the open snapshot (``query``)
         return conn
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
@@ -157,20 +158,34 @@ class SqliteDatabase:
         raw = self._local.raw
         if not raw.in_transaction:
             raw.execute("BEGIN")
+            self._local.pages = {}
             asyncio.get_running_loop().call_soon(self._end_snapshot, conn)
         return conn, raw
 
     async def query(self, query: Query[T]) -> T:
         """Run a read statement on the loop thread inside the iteration's read snapshot
-        (see ``read``): straight on the driver's connection, nothing else in between."""
+        (see ``read``): straight on the driver's connection, nothing else in between.
+
+        A page's rows are kept until the snapshot ends: an equal page asked for in the same
+        iteration (clients walking the same pages, or polling the first) would read the same
+        rows from the same snapshot, and gets them without the statement, in a list of its
+        own (decisions O7 says the same of PostgreSQL's pages)."""
         conn, _raw = self._snapshot()
         statement = query.statement
+        key: Any = None
+        if isinstance(statement.batch, Lateral):
+            key = (statement, tuple(query.params.items()))
+            rows = self._local.pages.get(key)
+            if rows is not None:
+                return statement.result(rows)
         compiled = statement.compiled(self._dialect)
         try:
             rows = self._local.cursor.execute(compiled.text, compiled.bind(query.params)).fetchall()
         except driver.OperationalError as e:
             self._end_snapshot(conn)
             raise _storage_error(e) from e
+        if key is not None:
+            self._local.pages[key] = rows
         return statement.result(rows)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -190,8 +205,8 @@ class SqliteDatabase:
             self._end_snapshot(conn)
             raise _storage_error(e) from e
 
-    @staticmethod
-    def _end_snapshot(conn: Connection) -> None:
+    def _end_snapshot(self, conn: Connection) -> None:
+        self._local.pages = {}  # what they read is of the snapshot ending
         if conn.closed:
             return
         if conn.in_transaction():
