@@ -461,9 +461,15 @@ def test_the_disk_probe_times_synced_writes_and_leaves_nothing_behind(tmp_path: 
 
 
 def test_a_sqlite_soaks_rss_drift_with_flat_private_memory_is_explained() -> None:
-    soak = {"flat": False, "private_flat": True}
+    # a climb that stayed: the writers' connection's mapping filling
+    soak = {"flat": False, "private_flat": True, "rss_reference_mib": 600.0, "rss_last_mib": 800.0}
     note = soak_memory_note("sqlite", soak)
     assert note is not None and "writers' connection" in note and "private part" in note
+    # a swing that came back (round 33: peak 1,018, last 773 against 706): the reads' mapping
+    swing = {**soak, "rss_reference_mib": 706.0, "rss_last_mib": 773.0}
+    note = soak_memory_note("sqlite", swing)
+    assert note is not None and "swung" in note and "reads' connection" in note
+    assert "773 MiB against 706" in note and "private part" in note
     # nothing to explain when RSS is flat, when the private memory drifted too (a real leak
     # must not be talked away), or on PostgreSQL (its server maps no store file)
     assert soak_memory_note("sqlite", {"flat": True, "private_flat": True}) is None
