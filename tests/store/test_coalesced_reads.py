@@ -551,8 +551,8 @@ def test_equal_pages_of_one_iteration_are_read_once_and_each_gets_a_list_of_its_
     ids = _expected(made[ORGS[0]], "created_at", False)
     by_id = {p.id: p for p in made[ORGS[0]]}
     after = [None, store.position_of(by_id[ids[9]], "created_at")]
-    # Ten callers walking in step: five ask for the first page, five for the page after the
-    # tenth profile (one of them of the other organization, whose page is its own).
+    # Ten callers walking in step: five ask for the first page, four for the page after the
+    # tenth profile, and one for the other organization's page after that position (its own).
     queries = [
         store.scan(ORGS[0], order_by="created_at", descending=False, after=after[i % 2], n=4)
         for i in range(9)
