@@ -89,6 +89,11 @@ class Lateral(NamedTuple):
     params: tuple[str, ...]
     build: Callable[[], Executable]
 
+    def read_key(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """What makes two reads of the statement equal (the same rows from one snapshot):
+        their values of ``params``, in order (decisions O7)."""
+        return tuple([params[name] for name in self.params])
+
 
 class Many(NamedTuple):
     """How the deferred rows of one write run as one statement (PostgreSQL): ``build`` makes it

@@ -201,12 +201,7 @@ class CoalescedReads:
         # equal point reads are: the same statement and snapshot would return the same rows.
         distinct: dict[tuple[Any, ...], tuple[dict[str, Any], list[asyncio.Future[Any]]]] = {}
         for params, future in reads:
-            key = tuple([params[name] for name in batch.params])
-            found = distinct.get(key)
-            if found is None:
-                distinct[key] = (params, [future])
-            else:
-                found[1].append(future)
+            distinct.setdefault(batch.read_key(params), (params, []))[1].append(future)
         pages = list(distinct.values())
         if len(pages) == 1:  # the plain statement
             params, futures = pages[0]

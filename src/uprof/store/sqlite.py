@@ -173,8 +173,9 @@ class SqliteDatabase:
         conn, _raw = self._snapshot()
         statement = query.statement
         key: Any = None
-        if isinstance(statement.batch, Lateral):
-            key = (statement, tuple(query.params.items()))
+        batch = statement.batch
+        if isinstance(batch, Lateral):
+            key = (statement, batch.read_key(query.params))
             rows = self._local.pages.get(key)
             if rows is not None:
                 return statement.result(rows)
