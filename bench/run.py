@@ -66,8 +66,13 @@ TARGET_RATIO = {"get": 0.5, "list": 0.3, "create": 0.25, "update": 0.25}
 TARGET_P99_MS = 10.0
 # Largest store against the smallest: GET and list within 1.25x, create within 0.8x.
 SCALING_TARGET = {"get": 1.25, "list": 1.25, "create": 1 / 0.8}
-# A soak's RSS (and private memory) is flat when its peak is within this of the first minute's.
+# A soak's RSS (and private memory) is flat when the level of its last minute is within this of
+# the level of its first minute after warm-up (``memory_drift``).
 SOAK_RSS_TARGET = 0.10
+# A soak samples memory every second, and judges it by windows of a minute (of a tenth of a
+# shorter soak): the first one is its warm-up, the second its reference, the last its end.
+SOAK_SAMPLE_SECONDS = 1.0
+SOAK_WINDOW_SECONDS = 60.0
 
 RED, GREEN, BOLD, RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
 
@@ -201,6 +206,64 @@ def _prewarm_postgres(database_url: str) -> None:
         # Reading into the buffers goes through the OS cache as well.
         for oid, _size in relations:
             conn.execute(warm, {"oid": oid, "mode": "buffer" if oid in buffered else "read"})
+
+
+def store_files(database_url: str) -> list[Path]:
+    """The files a store's data lives in on this machine: a SQLite store's database and WAL, a
+    local PostgreSQL store's relation files (every segment and fork of its tables, indexes and
+    TOAST). Empty for a store elsewhere, or when PostgreSQL will not say where its data is."""
+    store = sqlite_path(database_url)
+    if store is not None:
+        return [p for p in (store, store.with_name(store.name + "-wal")) if p.exists()]
+    if not database_url.startswith("postgresql") or not is_local(database_url):
+        return []
+    try:
+        with store_engine(database_url) as engine, engine.connect() as conn:
+            base = Path(conn.execute(text("SELECT current_setting('data_directory')")).scalar_one())
+            relations = conn.execute(
+                text(
+                    "SELECT pg_relation_filepath(oid) FROM pg_class WHERE relkind IN"
+                    " ('r', 'i', 't', 'm') AND pg_relation_filepath(oid) IS NOT NULL"
+                )
+            ).scalars()
+            files: list[Path] = []
+            for rel in relations:
+                main = base / rel
+                files.append(main)
+                files.extend(main.parent.glob(main.name + ".*"))  # its 1-GB segments
+                files.extend(
+                    main.parent.glob(main.name + "_*")
+                )  # its free-space and visibility maps
+    except Exception:  # no right to read the setting, or the server is gone: nothing to name
+        return []
+    return files
+
+
+def evict_from_page_cache(paths: list[Path]) -> int:
+    """Ask the kernel to drop its cached pages of ``paths`` (``posix_fadvise`` DONTNEED; pages a
+    process maps or has not written back yet stay): the bytes of the files advised. A file this
+    process may not open is skipped.
+
+    The harness keeps every store it measures on one machine, and a campaign reads each of them
+    whole (``prewarm``): by the runs of the last store, the page cache held the others' files as
+    well (a 10M store is ~8 GB, the machine has 24 GiB, PostgreSQL's buffers take 10 of them),
+    and the kernel reclaimed memory on the cores the runs were measured on. A deployment serves
+    one store. So before a store's runs the harness drops the others' pages
+    (docs/performance.md "Round 34")."""
+    advised = 0
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            advised += os.fstat(fd).st_size
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return advised
 
 
 def buffered_relations(relations: list[tuple[int, int]], shared_buffers: int) -> list[int]:
@@ -1003,22 +1066,71 @@ def _flat_verdict(flat: bool) -> str:
     return _color("flat", GREEN) if flat else _color("NOT flat", RED)
 
 
+def memory_drift(series: list[tuple[float, int]], seconds: float) -> dict[str, Any]:
+    """How a soak's memory moved: the level of its last window against the level of its first
+    window after the warm-up, each level the median of the window's samples, and its peak
+    against that first level.
+
+    Levels, not single samples: a SQLite server's RSS is a sawtooth under reads and writes
+    together. SQLite drops the reads' connection's mapping of the store at each read snapshot
+    that begins after a commit, and the reads then fault its pages in again, the kernel mapping
+    up to 16 pages around each fault, so that mapping holds 20-120 MiB of the store from one
+    second to the next, and more after a pause in the commits (docs/performance.md "Round 31"
+    to "Round 34"). A peak against one sample measured where in that sawtooth the sample fell;
+    a level moves only when memory climbs and stays, which is what a leak does. The peak is
+    still reported (``peak_drift``), so a swing is shown as what it is."""
+    mib = [(round(t, 1), round(b / 2**20, 1)) for t, b in series]
+    if not mib:
+        return {
+            "samples": [],
+            "reference_mib": 0.0,
+            "last_mib": 0.0,
+            "peak_mib": 0.0,
+            "drift": 0.0,
+            "peak_drift": 0.0,
+        }
+    window = min(SOAK_WINDOW_SECONDS, seconds / 10)
+    end = mib[-1][0]
+    warm = [(t, m) for t, m in mib if t >= window] or mib
+    first = [m for t, m in warm if t < warm[0][0] + window] or [warm[0][1]]
+    last = [m for t, m in warm if t >= end - window] or [warm[-1][1]]
+    reference, level, peak = (
+        statistics.median(first),
+        statistics.median(last),
+        max(m for _, m in warm),
+    )
+
+    def over(x: float) -> float:
+        return round((x - reference) / reference, 4) if reference else 0.0
+
+    return {
+        "samples": mib,
+        "reference_mib": reference,
+        "last_mib": level,
+        "peak_mib": peak,
+        "drift": over(level),
+        "peak_drift": over(peak),
+    }
+
+
 def soak_memory_note(backend: str, result: dict[str, Any]) -> str | None:
-    """What a SQLite soak's RSS counts when it drifted and its private memory did not: the
-    store's pages each connection has mapped. The writers' connection's own commits never drop
-    its mapping: it keeps every page the writes have read, and fills as they reach more of the
-    store, at the pace of the write rate, so its drift climbs and stays. The reads' connection
-    drops its mapping at every snapshot that begins after a commit and holds what the reads
-    touched since, a few MiB at most samples and up to ~300 MiB at some, so its drift swings: a soak
-    whose last sample came back within the target of the first minute's had a swing, not a
-    climb (docs/performance.md "Round 31", "Round 32", "Round 33")."""
-    if backend != "sqlite" or result["flat"] or not result["private_flat"]:
+    """What a SQLite soak's RSS counts when it moved and its private memory did not: the store's
+    pages each connection has mapped. The writers' connection's own commits never drop its
+    mapping: it keeps every page the writes have read, and fills as they reach more of the
+    store, at the pace of the write rate, so its level climbs and stays. The reads' connection
+    drops its mapping at every read snapshot that begins after a commit and holds what the reads
+    touched since, 20-120 MiB at most samples and more after a pause in the commits, so the
+    total swings around its level: a peak over the target with a flat level (docs/performance.md
+    "Round 31" to "Round 34")."""
+    if backend != "sqlite" or not result["private_flat"]:
         return None
     reference = result.get("rss_reference_mib") or 0.0
-    last = result.get("rss_last_mib")
-    if reference and last is not None and last <= reference * (1 + SOAK_RSS_TARGET):
+    if result["flat"]:
+        peak = result.get("rss_peak_mib") or 0.0
+        if not reference or peak <= reference * (1 + SOAK_RSS_TARGET):
+            return None
         return (
-            f"   (its RSS swung and came back: the last sample {last:,.0f} MiB against "
+            f"   (its RSS swung around a flat level: the peak {peak:,.0f} MiB against a level of "
             f"{reference:,.0f} in the first minute. The swing is the reads' connection's mapping "
             "of the store, which holds what the reads touched since SQLite last dropped it, at "
             "each read snapshot after a commit; what the server itself holds is the private part)"
@@ -1252,7 +1364,7 @@ def soak(
     profiles_before = count(loaded)
     store = sqlite_path(loaded.database_url)
     wal = None if store is None else store.with_name(store.name + "-wal")
-    sampler = Sampler(server, interval=5.0, wal=wal)
+    sampler = Sampler(server, interval=SOAK_SAMPLE_SECONDS, wal=wal)
     t0 = time.monotonic()
     with sampler:
         result, _ = wrk(
@@ -1265,14 +1377,8 @@ def soak(
         )
     profiles_after = count(loaded)
 
-    def drift_of(series: list[tuple[float, int]]) -> tuple[list[Any], float, float, float]:
-        mib = [(round(t, 1), round(b / 2**20, 1)) for t, b in series]
-        warm = [s for t, s in mib if t >= min(60.0, seconds / 10)] or [s for _, s in mib]
-        reference, peak = warm[0], max(warm)
-        return mib, reference, peak, (peak - reference) / reference if reference else 0.0
-
-    samples, reference, peak, drift = drift_of(sampler.samples)
-    private, private_reference, private_peak, private_drift = drift_of(sampler.private)
+    rss = memory_drift(sampler.samples, seconds)
+    private = memory_drift(sampler.private, seconds)
     errors = sum(result["errors"].values())
     return {
         "seconds": round(time.monotonic() - t0),
@@ -1282,18 +1388,21 @@ def soak(
         "error_count": errors,
         "profiles_before": profiles_before,
         "profiles_after": profiles_after,
-        "rss_reference_mib": reference,
-        "rss_peak_mib": peak,
-        "rss_last_mib": samples[-1][1] if samples else 0.0,
-        "drift": round(drift, 4),
-        "flat": drift <= SOAK_RSS_TARGET,
-        "private_reference_mib": private_reference,
-        "private_peak_mib": private_peak,
-        "private_drift": round(private_drift, 4),
-        "private_flat": private_drift <= SOAK_RSS_TARGET,
+        "rss_reference_mib": rss["reference_mib"],
+        "rss_last_mib": rss["last_mib"],
+        "rss_peak_mib": rss["peak_mib"],
+        "drift": rss["drift"],
+        "peak_drift": rss["peak_drift"],
+        "flat": rss["drift"] <= SOAK_RSS_TARGET,
+        "private_reference_mib": private["reference_mib"],
+        "private_last_mib": private["last_mib"],
+        "private_peak_mib": private["peak_mib"],
+        "private_drift": private["drift"],
+        "private_peak_drift": private["peak_drift"],
+        "private_flat": private["drift"] <= SOAK_RSS_TARGET,
         "wal_peak_mib": round(sampler.wal_peak / 2**20, 1) if wal is not None else None,
-        "samples": samples,
-        "private_samples": private,
+        "samples": rss["samples"],
+        "private_samples": private["samples"],
     }
 
 
@@ -1562,6 +1671,18 @@ def main(
             for backend in backends:
                 for n in ns:
                     loaded = stores[(backend, n)]
+                    others = [
+                        path
+                        for key, other in stores.items()
+                        if key != (backend, n)
+                        for path in store_files(other.database_url)
+                    ]
+                    evicted = evict_from_page_cache(others)
+                    if evicted:
+                        click.echo(
+                            f"   (the other stores' files dropped from the page cache: "
+                            f"{evicted / 2**30:.1f} GiB advised)"
+                        )
                     prewarm(loaded.database_url)
                     removed = reset(loaded)
                     if removed:
@@ -1643,12 +1764,15 @@ def main(
                                 f"   soak {backend} {size_label(n)}: {result['rps']:,} req/s, "
                                 f"p99 {result['p99_ms']:.1f} ms, profiles "
                                 f"{result['profiles_before']:,} -> {result['profiles_after']:,}, "
-                                f"RSS {result['rss_reference_mib']:.0f}"
-                                f" -> peak {result['rss_peak_mib']:.0f} MiB (drift "
-                                f"{result['drift'] * 100:+.1f}%, target <= 10%): {verdict}; "
-                                f"private {result['private_reference_mib']:.0f} -> peak "
-                                f"{result['private_peak_mib']:.0f} MiB (drift "
-                                f"{result['private_drift'] * 100:+.1f}%): {private_verdict}"
+                                f"RSS {result['rss_reference_mib']:.0f} -> "
+                                f"{result['rss_last_mib']:.0f} MiB (first and last minutes' "
+                                f"medians, drift {result['drift'] * 100:+.1f}%, target <= 10%, "
+                                f"peak {result['rss_peak_mib']:.0f}, "
+                                f"{result['peak_drift'] * 100:+.1f}%): {verdict}; "
+                                f"private {result['private_reference_mib']:.0f} -> "
+                                f"{result['private_last_mib']:.0f} MiB (drift "
+                                f"{result['private_drift'] * 100:+.1f}%, peak "
+                                f"{result['private_peak_mib']:.0f}): {private_verdict}"
                                 + (
                                     f"; WAL peak {result['wal_peak_mib']:,.0f} MiB"
                                     if result["wal_peak_mib"] is not None
