@@ -1073,12 +1073,14 @@ def memory_drift(series: list[tuple[float, int]], seconds: float) -> dict[str, A
 
     Levels, not single samples: a SQLite server's RSS is a sawtooth under reads and writes
     together. SQLite drops the reads' connection's mapping of the store at each read snapshot
-    that begins after a commit, and the reads then fault its pages in again, the kernel mapping
-    up to 16 pages around each fault, so that mapping holds 20-120 MiB of the store from one
-    second to the next, and more after a pause in the commits (docs/performance.md "Round 31"
-    to "Round 34"). A peak against one sample measured where in that sawtooth the sample fell;
-    a level moves only when memory climbs and stays, which is what a leak does. The peak is
-    still reported (``peak_drift``), so a swing is shown as what it is."""
+    that begins after a commit, and the reads then fault its pages in again. Each fault maps
+    the page cache's whole folio of the file, 2 MiB where the file was read in large folios
+    (as the harness's prewarm reads it), so that mapping held 20-120 MiB of the store from one
+    second to the next in round 34's soak, and more after a pause in the commits; with the file
+    in small folios, 0-4 MiB (docs/performance.md "Round 31" to "Round 34"). A peak against
+    one sample measured where in that sawtooth the sample fell; a level moves only when memory
+    climbs and stays, which is what a leak does. The peak is still reported (``peak_drift``),
+    so a swing is shown as what it is."""
     mib = [(round(t, 1), round(b / 2**20, 1)) for t, b in series]
     if not mib:
         return {
@@ -1119,7 +1121,7 @@ def soak_memory_note(backend: str, result: dict[str, Any]) -> str | None:
     mapping: it keeps every page the writes have read, and fills as they reach more of the
     store, at the pace of the write rate, so its level climbs and stays. The reads' connection
     drops its mapping at every read snapshot that begins after a commit and holds what the reads
-    touched since, 20-120 MiB at most samples and more after a pause in the commits, so the
+    touched since, up to 120 MiB at most samples and more after a pause in the commits, so the
     total swings around its level: a peak over the target with a flat level (docs/performance.md
     "Round 31" to "Round 34")."""
     if backend != "sqlite" or not result["private_flat"]:
