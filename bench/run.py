@@ -229,11 +229,10 @@ def store_files(database_url: str) -> list[Path]:
             files: list[Path] = []
             for rel in relations:
                 main = base / rel
+                # the relation, its further 1-GB segments, its free-space and visibility maps
                 files.append(main)
-                files.extend(main.parent.glob(main.name + ".*"))  # its 1-GB segments
-                files.extend(
-                    main.parent.glob(main.name + "_*")
-                )  # its free-space and visibility maps
+                files.extend(main.parent.glob(main.name + ".*"))
+                files.extend(main.parent.glob(main.name + "_*"))
     except Exception:  # no right to read the setting, or the server is gone: nothing to name
         return []
     return files
