@@ -36,6 +36,7 @@ from bench.run import (
     format_row,
     huge_pages,
     is_local,
+    mapped_store,
     memory_drift,
     p99_lines,
     page_faults,
@@ -572,3 +573,25 @@ def test_a_local_postgresql_stores_files_are_its_relations(postgres_url: str) ->
         pytest.skip("PostgreSQL does not tell this role where its data directory is")
     assert all(f.name.split(".")[0].split("_")[0].isdigit() for f in files)
     assert len({f.parent for f in files}) <= 2  # the database's directory (and global/)
+
+
+def test_the_mapped_store_is_counted_from_smaps(tmp_path: Path) -> None:
+    store = tmp_path / "sqlite-1k.db"
+    store.write_bytes(os.urandom(4 << 20))
+    other = tmp_path / "sqlite-1k.db.other"
+    other.write_bytes(os.urandom(8 << 20))  # a name the store's is a prefix of
+    with open(store, "rb") as f, open(other, "rb") as g:
+        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        n = mmap.mmap(g.fileno(), 0, prot=mmap.PROT_READ)
+        try:
+            assert mapped_store([os.getpid()], store) == (0, 0)  # mapped, not touched yet
+            for off in range(0, 1 << 20, mmap.PAGESIZE):  # the first MiB of it touched
+                m[off]
+            for off in range(0, 8 << 20, mmap.PAGESIZE):  # and all of another file
+                n[off]
+            rss, pmd = mapped_store([os.getpid(), 2**22 + 1], store)  # a pid that is gone
+            assert 1 << 20 <= rss < 4 << 20  # fault-around may map a few pages more
+            assert 0 <= pmd <= rss
+        finally:
+            m.close()
+            n.close()
