@@ -208,13 +208,18 @@ def _prewarm_postgres(database_url: str) -> None:
             conn.execute(warm, {"oid": oid, "mode": "buffer" if oid in buffered else "read"})
 
 
+def wal_of(store: Path) -> Path:
+    """A SQLite store's write-ahead log, beside it."""
+    return store.with_name(store.name + "-wal")
+
+
 def store_files(database_url: str) -> list[Path]:
     """The files a store's data lives in on this machine: a SQLite store's database and WAL, a
     local PostgreSQL store's relation files (every segment and fork of its tables, indexes and
     TOAST). Empty for a store elsewhere, or when PostgreSQL will not say where its data is."""
     store = sqlite_path(database_url)
     if store is not None:
-        return [p for p in (store, store.with_name(store.name + "-wal")) if p.exists()]
+        return [p for p in (store, wal_of(store)) if p.exists()]
     if not database_url.startswith("postgresql") or not is_local(database_url):
         return []
     try:
@@ -263,6 +268,23 @@ def evict_from_page_cache(paths: list[Path]) -> int:
         finally:
             os.close(fd)
     return advised
+
+
+def clear_page_cache_for(loaded: Loaded, stores: list[Loaded]) -> int:
+    """The page cache as a store's runs should find it, before its server starts: the other
+    stores' files dropped (``evict_from_page_cache``), and a SQLite store's own as well, so that
+    the prewarm's sequential read lays it in large folios, which the server's mapping then maps
+    in 2-MiB pages whatever read it before (``mapped_store``). The bytes of the other stores'
+    files advised."""
+    others = [
+        path
+        for other in stores
+        if other.database_url != loaded.database_url
+        for path in store_files(other.database_url)
+    ]
+    if sqlite_path(loaded.database_url) is not None:
+        evict_from_page_cache(store_files(loaded.database_url))
+    return evict_from_page_cache(others)
 
 
 def mapped_store(pids: list[int], store: Path) -> tuple[int, int]:
@@ -1393,7 +1415,7 @@ def soak(
     is reported, to show the memory was measured at a steady size."""
     profiles_before = count(loaded)
     store = sqlite_path(loaded.database_url)
-    wal = None if store is None else store.with_name(store.name + "-wal")
+    wal = None if store is None else wal_of(store)
     sampler = Sampler(server, interval=SOAK_SAMPLE_SECONDS, wal=wal)
     t0 = time.monotonic()
     with sampler:
@@ -1701,24 +1723,12 @@ def main(
             for backend in backends:
                 for n in ns:
                     loaded = stores[(backend, n)]
-                    others = [
-                        path
-                        for key, other in stores.items()
-                        if key != (backend, n)
-                        for path in store_files(other.database_url)
-                    ]
-                    evicted = evict_from_page_cache(others)
+                    evicted = clear_page_cache_for(loaded, list(stores.values()))
                     if evicted:
                         click.echo(
                             f"   (the other stores' files dropped from the page cache: "
                             f"{evicted / 2**30:.1f} GiB advised)"
                         )
-                    store = sqlite_path(loaded.database_url)
-                    if store is not None:
-                        # Dropped too, so that the prewarm's sequential read lays it in the
-                        # page cache in large folios, which the server's mapping then maps in
-                        # 2-MiB pages, whatever read it before (see ``mapped_store``).
-                        evict_from_page_cache(store_files(loaded.database_url))
                     prewarm(loaded.database_url)
                     removed = reset(loaded)
                     if removed:
@@ -1738,6 +1748,7 @@ def main(
                                 ids_path=loaded.ids_path,
                                 pin=pin,
                             )
+                        store = sqlite_path(loaded.database_url)
                         if store is not None:
                             rss, pmd = mapped_store([p.pid for p in up.tree()], store)
                             if rss:
