@@ -3,7 +3,9 @@
     .venv/bin/python bench/inprocess.py [--store bench/.data/sqlite-1M.db] [--profile get]
 
 Each scenario (the same requests as the wrk scripts) runs ``--rounds`` rounds of ``--n``
-requests on one event loop (uvloop); the best round's CPU time per request is printed. With
+requests on one event loop (uvloop); the best round's CPU time per request is printed.
+``list`` reads the first page, 64 requests at once; ``walk`` walks pages out of step, as
+``bench/wrk/list.lua`` does (its figure includes finding each next page's cursor, ~1 us). With
 ``--profile SCENARIO`` the scenario runs once more under cProfile and the top functions are
 printed. This is the tool for finding what to change; the harness (``run.py``) says whether the
 change mattered on a real server.
@@ -16,6 +18,7 @@ import cProfile
 import gc
 import pstats
 import random
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -45,6 +48,11 @@ CREATE_BODY = (
 )
 
 
+# bench/wrk/list.lua's: a walk ends after a page, at random, one time in WALK_END.
+WALK_END = 32
+_NEXT_PAGE = re.compile(rb'"next_page":"([^"]+)"')
+
+
 def _scope(method: str, path: str, query: bytes = b"", body: bytes = b"") -> dict[str, Any]:
     headers = list(HEADERS)
     if body:
@@ -64,6 +72,31 @@ def _scope(method: str, path: str, query: bytes = b"", body: bytes = b"") -> dic
         "server": ("127.0.0.1", 8080),
         "state": {},
     }
+
+
+class Walks:
+    """List pages walked as ``bench/wrk/list.lua`` walks them: each of the ``slots`` requests in
+    flight goes on from the page its slot read last, and a walk ends after any page at random
+    (one in ``end``) or at the last one, and starts again at the first. The walks fall out of
+    step, and most pages are read by one request of a pass; the scenario ``list`` reads the
+    first page only, 64 at once, which one read and one rendering serve (decisions O7), not
+    what a server under list.lua does."""
+
+    def __init__(self, slots: int = 64, end: int = WALK_END, seed: int = 2) -> None:
+        self._cursors: list[bytes | None] = [None] * slots
+        self._end = end
+        self._rng = random.Random(seed)
+
+    def query(self, i: int) -> bytes:
+        """The query string of request ``i``'s page."""
+        cursor = self._cursors[i % len(self._cursors)]
+        return b"limit=20" if cursor is None else b"limit=20&page=" + cursor
+
+    def answered(self, i: int, body: bytes) -> None:
+        """Request ``i``'s page came back: its slot goes on to the next page, or starts over."""
+        found = _NEXT_PAGE.search(body, max(0, len(body) - 600))
+        ends = found is None or self._rng.randrange(self._end) == 0
+        self._cursors[i % len(self._cursors)] = None if ends else found.group(1)
 
 
 class Call:
@@ -128,7 +161,7 @@ def _ids(ids_path: Path, n: int) -> list[str]:
 )
 @click.option("--n", type=int, default=5000, show_default=True)
 @click.option("--rounds", type=int, default=5, show_default=True)
-@click.option("--scenarios", default="get,list,create,update", show_default=True)
+@click.option("--scenarios", default="get,list,walk,create,update", show_default=True)
 @click.option("--profile", "profiled", default=None, help="cProfile this scenario.")
 @click.option(
     "--render-cache-mib",
@@ -172,6 +205,12 @@ def main(
     async def listing(i: int) -> None:
         await call(list_scope, b"")
 
+    walks = Walks()
+
+    async def walk(i: int) -> None:
+        body = await call(_scope("GET", "/v1/user_profiles", walks.query(i)), b"")
+        walks.answered(i, body)
+
     async def create(i: int) -> None:
         await call(_scope("POST", "/v1/user_profiles", body=CREATE_BODY), CREATE_BODY)
 
@@ -182,6 +221,7 @@ def main(
     table: dict[str, Callable[[int], Any]] = {
         "get": get,
         "list": listing,
+        "walk": walk,
         "create": create,
         "update": update,
     }

@@ -30,6 +30,7 @@ from bench.run import (
     backend_lines,
     buffered_relations,
     checkpoint_note,
+    checkpoint_postgres,
     disk_line,
     disk_sync_probe,
     evict_from_page_cache,
@@ -178,6 +179,27 @@ def test_a_checkpoint_during_a_run_is_noted(postgres_url: str) -> None:
     )
     assert "checkpoint ran during uprof's run" in checkpoint_note(run)
     assert checkpoint_note(_run("uprof", 6_000)) == ""
+
+
+def test_a_postgresql_store_is_checkpointed_before_its_runs(postgres_url: str) -> None:
+    with store_engine(postgres_url) as engine, engine.connect() as conn:
+        conn.execute(text("CREATE TABLE bench_dirty (n int, pad text)"))
+        conn.execute(
+            text(
+                "INSERT INTO bench_dirty SELECT g, repeat('x', 500) FROM generate_series(1, 5000) g"
+            )
+        )
+        conn.commit()
+    try:
+        # ~2.7 MB of new rows sit dirty in the shared buffers: the checkpoint writes them now,
+        # not the next timed one during the runs.
+        written = checkpoint_postgres(postgres_url)
+        assert written is not None and written >= 300
+    finally:
+        with store_engine(postgres_url) as engine, engine.connect() as conn:
+            conn.execute(text("DROP TABLE bench_dirty"))
+            conn.commit()
+    assert checkpoint_postgres("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
 
 
 def test_no_checkpoint_figures_without_postgresql() -> None:
