@@ -95,8 +95,10 @@ class Walks:
     def answered(self, i: int, body: bytes) -> None:
         """Request ``i``'s page came back: its slot goes on to the next page, or starts over."""
         found = _NEXT_PAGE.search(body, max(0, len(body) - 600))
-        going_on = found is not None and self._rng.randrange(self._end) != 0
-        self._cursors[i % len(self._cursors)] = found.group(1) if going_on and found else None
+        cursor = None
+        if found is not None and self._rng.randrange(self._end) != 0:
+            cursor = found.group(1)
+        self._cursors[i % len(self._cursors)] = cursor
 
 
 class Call:

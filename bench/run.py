@@ -1763,7 +1763,7 @@ def main(
                         if written:
                             click.echo(
                                 f"   (PostgreSQL checkpointed before the runs: {written:,} "
-                                "buffers the store's preparation left dirty written)"
+                                "buffers written that the store's preparation had left dirty)"
                             )
                     port = free_port()
                     cmd = uprof_cmd(

@@ -4,7 +4,12 @@ last page, so that the 64 requests of a pass do not all read the first page."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from bench.inprocess import WALK_END, Walks
+
+LIST_LUA = Path(__file__).resolve().parents[2] / "bench" / "wrk" / "list.lua"
 
 
 def _page(cursor: str | None) -> bytes:
@@ -33,3 +38,8 @@ def test_walks_end_at_random_one_time_in_walk_end() -> None:
         pages += 1
     mean_walk = pages / walks_ended
     assert 0.8 * WALK_END < mean_walk < 1.2 * WALK_END
+
+
+def test_walks_end_as_often_as_list_luas() -> None:
+    found = re.search(r"^local WALK_END = (\d+)$", LIST_LUA.read_text(), re.MULTILINE)
+    assert found is not None and int(found.group(1)) == WALK_END
