@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -40,7 +40,7 @@ if __package__ in (None, ""):
 import click
 import httpx
 import psutil  # type: ignore[import-untyped]
-from sqlalchemy import make_url, text
+from sqlalchemy import Connection, make_url, text
 
 from bench import server_profile
 from bench.common import (
@@ -648,15 +648,16 @@ def postgres_checkpoints(database_url: str) -> tuple[int, int] | None:
     often that is; they are the operator's settings, not uprof's."""
     try:
         with store_engine(database_url) as engine, engine.connect() as conn:
-            begun, written = conn.execute(
-                text(
-                    "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint"
-                    " FROM pg_stat_bgwriter"
-                )
-            ).one()
-            return int(begun), int(written)
+            return _checkpoint_counts(conn)
     except Exception:  # the figure is a note; a run without it is still a run
         return None
+
+
+def _checkpoint_counts(conn: Connection) -> tuple[int, int]:
+    begun, written = conn.execute(
+        text("SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint FROM pg_stat_bgwriter")
+    ).one()
+    return int(begun), int(written)
 
 
 def checkpoint_postgres(database_url: str) -> int | None:
@@ -668,20 +669,47 @@ def checkpoint_postgres(database_url: str) -> int | None:
     next checkpoint, and with ``checkpoint_timeout`` of minutes that one began during the
     runs: in round 35 every PostgreSQL row of a campaign right after a 10M load shared the
     disk with 5,400-5,600 buffers of it, and wrote each page's first change after it whole
-    to the WAL. A store up a while has no such backlog; its runs' own checkpoints stay."""
-    before = postgres_checkpoints(database_url)
+    to the WAL. A store up a while has no such backlog; its runs' own checkpoints stay.
+
+    One connection, each statement its own transaction (a transaction would read the
+    statistics once and see them unchanged after the checkpoint)."""
     try:
         with (
             store_engine(database_url) as engine,
             engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
         ):
+            _begun, before = _checkpoint_counts(conn)
             conn.execute(text("CHECKPOINT"))
+            _begun, after = _checkpoint_counts(conn)
+            return after - before
     except Exception:  # a note, not a condition of the run
         return None
-    after = postgres_checkpoints(database_url)
-    if before is None or after is None:
-        return None
-    return after[1] - before[1]
+
+
+def prepare_store(loaded: Loaded, stores: list[Loaded], say: Callable[[str], None]) -> None:
+    """A store as its runs should find it, before its server starts, each step told to ``say``
+    as it is done.
+
+    The page cache cleared for it (``clear_page_cache_for``), the store read (``prewarm``),
+    the profiles earlier runs created removed (``reset``), and a PostgreSQL store
+    checkpointed (``checkpoint_postgres``)."""
+    evicted = clear_page_cache_for(loaded, stores)
+    if evicted:
+        say(
+            f"   (the other stores' files dropped from the page cache: "
+            f"{evicted / 2**30:.1f} GiB advised)"
+        )
+    prewarm(loaded.database_url)
+    removed = reset(loaded)
+    if removed:
+        say(f"   (removed {removed} profiles an earlier run created)")
+    if loaded.database_url.startswith("postgresql"):
+        written = checkpoint_postgres(loaded.database_url)
+        if written:
+            say(
+                f"   (PostgreSQL checkpointed before the runs: {written:,} "
+                "buffers written that the store's preparation had left dirty)"
+            )
 
 
 # The PostgreSQL server's settings that its figures depend on (docs/performance.md, rounds 16,
@@ -1748,23 +1776,7 @@ def main(
             for backend in backends:
                 for n in ns:
                     loaded = stores[(backend, n)]
-                    evicted = clear_page_cache_for(loaded, list(stores.values()))
-                    if evicted:
-                        click.echo(
-                            f"   (the other stores' files dropped from the page cache: "
-                            f"{evicted / 2**30:.1f} GiB advised)"
-                        )
-                    prewarm(loaded.database_url)
-                    removed = reset(loaded)
-                    if removed:
-                        click.echo(f"   (removed {removed} profiles an earlier run created)")
-                    if backend == "postgres":
-                        written = checkpoint_postgres(loaded.database_url)
-                        if written:
-                            click.echo(
-                                f"   (PostgreSQL checkpointed before the runs: {written:,} "
-                                "buffers written that the store's preparation had left dirty)"
-                            )
+                    prepare_store(loaded, list(stores.values()), click.echo)
                     port = free_port()
                     cmd = uprof_cmd(
                         port, w, pin, loaded.database_url, sqlite_synchronous, serve_extra
